@@ -1,0 +1,52 @@
+# Thin wrapper over CMake.  The two commands a new user needs:
+#   make demo    install what is missing, build, start a local tracker (and
+#                the other parts) on 127.0.0.1 and show the query table
+#   make check   install, build with -Werror, run every test, then all of
+#                them again under AddressSanitizer + UndefinedBehaviorSanitizer
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE ?= cmake
+BUILD ?= build
+PREFIX ?= /usr/local
+
+.PHONY: all deps build build-asan check test test-asan demo install fuzz bench clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_WERROR=ON >/dev/null
+	@$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_WERROR=ON -DFERRY_SANITIZE=ON >/dev/null
+	@$(CMAKE) --build build-asan -j $(JOBS)
+
+test: build
+	@sh scripts/run-tests.sh $(BUILD)
+
+test-asan: build-asan
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  sh scripts/run-tests.sh build-asan
+
+fuzz: deps
+	@CC=clang $(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DFERRY_FUZZ=ON \
+	  -DFERRY_TESTS=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+	@$(CMAKE) --build build-fuzz -j $(JOBS)
+	@sh scripts/run-fuzz.sh build-fuzz $${FUZZ_SECONDS:-10}
+
+check: test test-asan fuzz
+	@echo "ferry: make check passed"
+
+bench: build
+	@sh scripts/run-bench.sh $(BUILD)
+
+demo: build
+	@sh scripts/demo.sh $(BUILD)
+
+install: build
+	@$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan build-fuzz

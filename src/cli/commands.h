@@ -1,0 +1,20 @@
+/* The subcommands of the multi-call binary.  One line per command: its
+ * name, the busybox-style program name that selects it (NULL if none), and
+ * a one-line summary for `ferry --help`.  Each is implemented in
+ * cmd_<name>.c as `int ferry_cmd_<name>(int argc, char **argv)` where
+ * argv[0] is the command name; it returns the process exit status. */
+#ifndef FERRY_CLI_COMMANDS_H
+#define FERRY_CLI_COMMANDS_H
+
+#define FERRY_COMMAND_MAP(XX)                                                 \
+  XX(tracker, "rpc_tracker", "run an RPC tracker (device queues by key)")     \
+  XX(query, "query_rpc_tracker", "show a tracker's servers and queues")       \
+  XX(proxy, "rpc_proxy", "run an RPC proxy for devices the host cannot reach") \
+  XX(server, "rpc_server", "run a device RPC server")
+
+#define FERRY_COMMAND_DECL_(name, alias, summary)                             \
+  int ferry_cmd_##name(int argc, char **argv);
+FERRY_COMMAND_MAP(FERRY_COMMAND_DECL_)
+#undef FERRY_COMMAND_DECL_
+
+#endif

@@ -1,0 +1,35 @@
+/* Magic words and codes shared by TVM's tracker, proxy, server and client
+ * (tracker-proxy-server.md §1.2).  All travel as i32 little-endian. */
+#ifndef FERRY_WIRE_CONSTANTS_H
+#define FERRY_WIRE_CONSTANTS_H
+
+#define FERRY_RPC_MAGIC 0xFF271          /* first word of a session link */
+#define FERRY_RPC_TRACKER_MAGIC 0x2F271  /* first word of a tracker link */
+#define FERRY_RPC_CODE_SUCCESS 0xFF271   /* handshake accepted */
+#define FERRY_RPC_CODE_DUPLICATE 0xFF272 /* proxy: same key already waiting */
+#define FERRY_RPC_CODE_MISMATCH 0xFF273  /* no peer with that key */
+
+/* Tracker request codes (JSON integers). */
+#define FERRY_TRACKER_CODE_MAP(XX)                                            \
+  XX(FAIL, -1)                                                                \
+  XX(SUCCESS, 0)                                                              \
+  XX(PING, 1)                                                                 \
+  XX(STOP, 2)                                                                 \
+  XX(PUT, 3)                                                                  \
+  XX(REQUEST, 4)                                                              \
+  XX(UPDATE_INFO, 5)                                                          \
+  XX(SUMMARY, 6)                                                              \
+  XX(GET_PENDING_MATCHKEYS, 7)
+
+enum ferry_tracker_code {
+#define FERRY_TRACKER_CODE_ENUM_(name, v) FERRY_TRACKER_##name = (v),
+  FERRY_TRACKER_CODE_MAP(FERRY_TRACKER_CODE_ENUM_)
+#undef FERRY_TRACKER_CODE_ENUM_
+};
+
+/* Ceilings (tracker-proxy-server.md §10.4 recommendations). */
+#define FERRY_TRACKER_MAX_FRAME (1u << 20) /* post-0.20 MAX_TRACKER_MSG_BYTES */
+#define FERRY_HANDSHAKE_MAX_KEY 4096       /* bytes of a handshake key */
+#define FERRY_HANDSHAKE_DEADLINE_MS 10000  /* whole handshake */
+
+#endif
