@@ -1,0 +1,58 @@
+/* The per-session runtime context: what a session executes against.
+ *
+ * One ferry_rt per session (a session runs in its own forked process, so
+ * nothing here is shared between sessions).  It owns the session's work
+ * folder, every device allocation handed to the client, the loaded
+ * libraries and the global function registry view. */
+#ifndef FERRY_RUNTIME_RUNTIME_H
+#define FERRY_RUNTIME_RUNTIME_H
+
+#include "runtime/object.h"
+
+typedef struct ferry_rt ferry_rt;
+
+typedef struct ferry_rt_options {
+  const char *work_dir;      /* session folder; file functions are confined to it */
+  const char *const *preload; /* --load-library paths, NULL-terminated; may be NULL */
+  int num_threads;           /* 0: TVM_NUM_THREADS or the core count */
+} ferry_rt_options;
+
+/* Creates a runtime.  On failure *out is NULL and err says why. */
+int ferry_rt_open(ferry_rt **out, const ferry_rt_options *opt,
+                  ferry_err *err) FERRY_MUST_CHECK;
+/* Frees every allocation and object the runtime still owns. */
+void ferry_rt_close(ferry_rt *rt);
+
+/* Global function by name (runtime.SystemLib, tvm.rpc.server.upload, ...).
+ * *out carries one reference; FERRY_ENOTFOUND when there is none. */
+int ferry_rt_get_global(ferry_rt *rt, const char *name, ferry_func **out) FERRY_MUST_CHECK;
+
+/* ---- device API (what the session's syscalls map to) ---------------------
+ * Only the CPU device (kDLCPU, id 0..N) exists; every other device type is
+ * refused with a clear message. */
+
+int ferry_rt_alloc(ferry_rt *rt, DLDevice dev, uint64_t nbytes, uint64_t align,
+                   DLDataType type_hint, void **out, ferry_err *err) FERRY_MUST_CHECK;
+/* Allocation for a tensor template (kDevAllocDataWithScope); scope may be
+ * NULL, "" or "global". */
+int ferry_rt_alloc_tensor(ferry_rt *rt, const DLTensor *tmpl, const char *scope,
+                          void **out, ferry_err *err) FERRY_MUST_CHECK;
+int ferry_rt_free(ferry_rt *rt, DLDevice dev, void *ptr, ferry_err *err) FERRY_MUST_CHECK;
+/* FERRY_OK when [ptr, ptr+nbytes) lies inside one live allocation of this
+ * runtime (including NDArray storage); FERRY_EBADHANDLE with a message
+ * otherwise.  Every pointer that came from the wire is checked here before
+ * it is dereferenced. */
+int ferry_rt_check_range(ferry_rt *rt, const void *ptr, uint64_t nbytes,
+                         ferry_err *err) FERRY_MUST_CHECK;
+/* kDevGetAttr: result in *out (int or string kinds as TVM answers). */
+int ferry_rt_dev_attr(ferry_rt *rt, DLDevice dev, int kind, ferry_value *out,
+                      ferry_call *storage, ferry_err *err) FERRY_MUST_CHECK;
+/* kCopyAmongRemote: both tensors already range-checked by the caller. */
+int ferry_rt_copy_tensor(ferry_rt *rt, const DLTensor *from, const DLTensor *to,
+                         ferry_err *err) FERRY_MUST_CHECK;
+
+/* Size in bytes of a compact tensor: prod(shape) * ((bits*lanes+7)/8).
+ * FERRY_ERANGE on overflow or a negative extent. */
+int ferry_tensor_nbytes(const DLTensor *t, uint64_t *out) FERRY_MUST_CHECK;
+
+#endif
