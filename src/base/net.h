@@ -1,0 +1,40 @@
+/* Blocking TCP helpers with deadlines, for the parts that use plain
+ * sockets (device server, client library, query tool).  The tracker and
+ * proxy use libuv instead.  IPv4 and IPv6 literals and host names work. */
+#ifndef FERRY_BASE_NET_H
+#define FERRY_BASE_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/error.h"
+
+/* Milliseconds on a monotonic clock, for deadlines. */
+int64_t ferry_now_ms(void);
+
+/* Binds and listens on the first free port of [port, port_end) on host
+ * (port_end <= port means just port; port 0 means any port).  On success
+ * *fd is a listening socket (CLOEXEC) and *bound the real port.  err
+ * (capacity errcap) gets a message on failure. */
+int ferry_tcp_listen(const char *host, int port, int port_end, int backlog,
+                     int *fd, int *bound, char *err, size_t errcap) FERRY_MUST_CHECK;
+
+/* Connects with a deadline (timeout_ms < 0: wait forever).  Sets
+ * TCP_NODELAY.  FERRY_ECONNREFUSED, FERRY_ETIMEDOUT, FERRY_NOTFOUND (name
+ * does not resolve) or FERRY_ESYS, with a message in err. */
+int ferry_tcp_connect(const char *host, int port, int timeout_ms, int *fd,
+                      char *err, size_t errcap) FERRY_MUST_CHECK;
+
+/* Reads exactly n bytes, or fails: FERRY_ECLOSED (EOF; *got says how many
+ * arrived), FERRY_ETIMEDOUT (deadline_ms reached; a value < 0 means no
+ * deadline), FERRY_EIO.  got may be NULL. */
+int ferry_read_full(int fd, void *buf, size_t n, int64_t deadline_ms,
+                    size_t *got) FERRY_MUST_CHECK;
+/* Writes exactly n bytes (retrying short writes and EINTR). */
+int ferry_write_full(int fd, const void *buf, size_t n,
+                     int64_t deadline_ms) FERRY_MUST_CHECK;
+
+/* Textual "ip:port" of the peer of fd, for log lines. */
+void ferry_peer_name(int fd, char *out, size_t cap);
+
+#endif
