@@ -52,6 +52,15 @@ int ferry_rpc_reader_feed(ferry_rpc_reader *r, const void *p, size_t n) {
   return ferry_buf_append(&r->in, p, n);
 }
 
+uint8_t *ferry_rpc_reader_space(ferry_rpc_reader *r, size_t n) {
+  reader_drop(r);
+  return ferry_buf_reserve(&r->in, n);
+}
+
+void ferry_rpc_reader_commit(ferry_rpc_reader *r, size_t n) {
+  ferry_buf_commit(&r->in, n);
+}
+
 size_t ferry_rpc_reader_want(const ferry_rpc_reader *r) {
   size_t have = r->in.len - r->consumed;
   const uint8_t *p = r->in.data + r->consumed;

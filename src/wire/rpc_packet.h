@@ -88,6 +88,11 @@ void ferry_rpc_reader_close(ferry_rpc_reader *r);
 /* Copies n bytes in.  FERRY_ETOOBIG if that would buffer more than one
  * maximal packet plus its prefix. */
 int ferry_rpc_reader_feed(ferry_rpc_reader *r, const void *p, size_t n) FERRY_MUST_CHECK;
+/* Zero-copy alternative to feed for blocking readers: room for n more
+ * bytes (NULL when that would pass the ceiling or memory is short); write
+ * into it, then ferry_rpc_reader_commit() the bytes actually read. */
+uint8_t *ferry_rpc_reader_space(ferry_rpc_reader *r, size_t n);
+void ferry_rpc_reader_commit(ferry_rpc_reader *r, size_t n);
 /* How many more bytes the reader needs before ferry_rpc_reader_next can
  * return a packet (>= 1), or 0 if a packet (or an error) is ready.  Lets a
  * blocking caller read exactly what is needed and never over-read into the

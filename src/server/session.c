@@ -1,0 +1,411 @@
+/* The session loop: framing, dialect detection, dispatch of every RPC
+ * code, exceptions (rpc-session.md §1.4-§1.6, §3, §7.4). */
+#include "server/session.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/bytes.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "server/session_internal.h"
+
+/* Decoded values never need more than a few times the bytes they came
+ * from (a 4-byte type code becomes a 24-byte ferry_value); the slack covers
+ * arena rounding. */
+#define ARENA_FACTOR 8
+#define ARENA_SLACK (64u << 10)
+/* Bytes asked from io->read at once while a packet body is incomplete. */
+#define READ_CHUNK (1u << 20)
+
+/* ---- helpers shared by the session_*.c files ----------------------------- */
+
+int session_decode_seq(ferry_session *s, int code, const uint8_t *seq, size_t n,
+                       ferry_value **vals, int *nvals, ferry_err *err) {
+  if (!s->dialect) {
+    int empty = 0;
+    const ferry_dialect *d = ferry_dialect_detect(code, seq, n, &empty);
+    if (d) {
+      s->dialect = d;
+      if (s->cfg->on_dialect)
+        s->cfg->on_dialect(s->cfg->hook_ctx, d->id);
+    } else if (!empty) {
+      return ferry_err_set(err, FERRY_EPROTO,
+                           "ValueError: %s carries a packed sequence of no known dialect",
+                           ferry_rpc_code_name(code));
+    }
+  }
+  ferry_rpc_why why;
+  ferry_rpc_why_clear(&why);
+  size_t used = 0;
+  int rc = session_dialect(s)->decode_seq(seq, n, &s->arena, vals, nvals, &used, &why);
+  if (rc)
+    return ferry_err_set(err, rc, "ValueError: malformed %s arguments: %s",
+                         ferry_rpc_code_name(code), why.msg[0] ? why.msg : ferry_strerror(rc));
+  if (used != n)
+    return ferry_err_set(err, FERRY_EPROTO,
+                         "ValueError: %s has %zu bytes after its arguments",
+                         ferry_rpc_code_name(code), n - used);
+  return FERRY_OK;
+}
+
+static enum ferry_kind kind_of_letter(char c) {
+  switch (c) {
+  case 'D':
+    return FERRY_KIND_DEVICE;
+  case 'I':
+    return FERRY_KIND_INT;
+  case 'T':
+    return FERRY_KIND_DTYPE;
+  case 'P':
+    return FERRY_KIND_OPAQUE;
+  case 'X':
+    return FERRY_KIND_TENSOR;
+  default:
+    return FERRY_KIND_STR;
+  }
+}
+
+int session_expect(const ferry_value *vals, int n, const char *sig, const char *what,
+                   ferry_err *err) {
+  int want = (int)strlen(sig);
+  if (n != want)
+    return ferry_err_set(err, FERRY_EPROTO, "ValueError: %s expects %d arguments, got %d",
+                         what, want, n);
+  for (int i = 0; i < n; i++) {
+    enum ferry_kind k = vals[i].kind;
+    char c = sig[i];
+    int ok = k == kind_of_letter(c) || ((c == 'P' || c == 's') && k == FERRY_KIND_NONE) ||
+             (c == 'I' && k == FERRY_KIND_BOOL);
+    if (!ok)
+      return ferry_err_set(err, FERRY_ETYPE, "ValueError: %s argument %d must be %s, not %s",
+                           what, i, ferry_kind_name(kind_of_letter(c)), ferry_kind_name(k));
+  }
+  return FERRY_OK;
+}
+
+int session_reply_values(ferry_session *s, const ferry_value *vals, int n) {
+  size_t mark = 0;
+  s->out.len = 0;
+  int rc = ferry_rpc_packet_begin(&s->out, FERRY_RPC_RETURN, &mark);
+  if (!rc)
+    rc = session_dialect(s)->encode_seq(&s->out, vals, n);
+  if (rc)
+    return rc;
+  ferry_rpc_packet_end(&s->out, mark);
+  return FERRY_OK;
+}
+
+int session_reply_void(ferry_session *s) {
+  ferry_value v;
+  v.kind = FERRY_KIND_NONE;
+  return session_reply_values(s, &v, 1);
+}
+
+int session_reply_opaque(ferry_session *s, uint64_t handle) {
+  ferry_value v;
+  v.kind = FERRY_KIND_OPAQUE;
+  v.v.handle = handle;
+  return session_reply_values(s, &v, 1);
+}
+
+/* ---- the session-local GetCRTMaxPacketSize ------------------------------- */
+
+static int max_packet_call(ferry_func *self, ferry_call *c) {
+  ferry_session *s = ferry_container_of(self, ferry_session, max_packet_fn);
+  c->ret.kind = FERRY_KIND_INT;
+  c->ret.v.i = (int64_t)s->cfg->copy_packet_size;
+  return FERRY_OK;
+}
+
+/* The object lives inside the session; its last reference is the
+ * session's own, dropped after the handle table is closed. */
+static void max_packet_destroy(ferry_obj *o) {
+  (void)o;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static int init_server(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) {
+  if (s->initialized)
+    return ferry_err_set(err, FERRY_ESTATE, "RPCError: Server has already been initialized");
+  const char *version = NULL;
+  size_t vlen = 0, seq_off = 0;
+  if (ferry_rpc_init_server_decode(pkt->body, pkt->body_len, &version, &vlen, &seq_off))
+    return ferry_err_set(err, FERRY_EPROTO, "ValueError: malformed kInitServer packet");
+  if (vlen != strlen(FERRY_RPC_PROTOCOL_VERSION) ||
+      memcmp(version, FERRY_RPC_PROTOCOL_VERSION, vlen) != 0)
+    return ferry_err_set(err, FERRY_EPROTO,
+                         "RPCError: Version mismatch, client protocol version %.*s, server "
+                         "protocol version %s",
+                         (int)(vlen > 64 ? 64 : vlen), version, FERRY_RPC_PROTOCOL_VERSION);
+  ferry_value *vals = NULL;
+  int n = 0;
+  int rc = session_decode_seq(s, pkt->code, pkt->body + seq_off, pkt->body_len - seq_off,
+                              &vals, &n, err);
+  if (rc)
+    return rc;
+  if (n != 0)
+    return ferry_err_set(err, FERRY_EUNSUPPORTED,
+                         "RPCError: session constructors (%s) are not supported by this "
+                         "server",
+                         vals[0].kind == FERRY_KIND_STR ? vals[0].v.str.data : "?");
+  s->initialized = 1;
+  /* An empty packed sequence: the one reply both dialects' clients accept
+   * (§7.4); TVM <= 0.20 itself answers [4] (null). */
+  return session_reply_values(s, NULL, 0);
+}
+
+static int dispatch(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) {
+  int code = pkt->code;
+  switch (code) {
+  case FERRY_RPC_INIT_SERVER:
+    return init_server(s, pkt, err);
+  case FERRY_RPC_CALL_FUNC:
+    return session_call_func(s, pkt, err);
+  case FERRY_RPC_COPY_FROM_REMOTE:
+    return session_copy_from(s, pkt, err);
+  case FERRY_RPC_COPY_TO_REMOTE:
+    return session_copy_to(s, pkt, err);
+  default:
+    break;
+  }
+  if (code < FERRY_RPC_SYSCALL_START || code > FERRY_RPC_DEV_GET_CURRENT_STREAM)
+    return ferry_err_set(err, FERRY_EPROTO, "RPCError: unknown RPC code %d (%s)", code,
+                         ferry_rpc_code_name(code));
+  ferry_value *vals = NULL;
+  int n = 0;
+  int rc = session_decode_seq(s, code, pkt->body, pkt->body_len, &vals, &n, err);
+  if (rc)
+    return rc;
+  switch (code) {
+  case FERRY_RPC_GET_GLOBAL_FUNC:
+    return session_get_global(s, vals, n, err);
+  case FERRY_RPC_FREE_HANDLE:
+    return session_free_handle(s, vals, n, err);
+  case FERRY_RPC_COPY_AMONG_REMOTE:
+    return session_copy_among(s, vals, n, err);
+  default:
+    return session_device_syscall(s, code, vals, n, err);
+  }
+}
+
+/* Turns a failed request into a kException reply in s->out.  Messages
+ * longer than the error buffer were already cut there. */
+static int reply_exception(ferry_session *s, const ferry_err *e) {
+  const char *msg = e->msg[0] ? e->msg : ferry_strerror(e->code ? e->code : FERRY_EIO);
+  s->out.len = 0;
+  return ferry_rpc_exception_encode(&s->out, session_dialect(s), msg, strlen(msg));
+}
+
+/* ---- I/O ----------------------------------------------------------------- */
+
+/* Reads until the reader holds a whole packet.  FERRY_OK with *pkt,
+ * CLEAN_EOF at EOF on a packet boundary, or an error. */
+#define CLEAN_EOF 1
+static int read_packet(ferry_session *s, ferry_rpc_packet *pkt, ferry_err *err) {
+  for (;;) {
+    size_t want = ferry_rpc_reader_want(&s->reader);
+    if (want == 0) {
+      int rc = ferry_rpc_reader_next(&s->reader, pkt);
+      if (rc == FERRY_ETOOBIG)
+        return ferry_err_set(err, rc, "packet of %llu bytes is over the limit of %llu",
+                             (unsigned long long)s->reader.bad_length,
+                             (unsigned long long)s->max_packet);
+      if (rc == FERRY_EPROTO)
+        return ferry_err_set(err, rc, "packet length %llu cannot hold an RPC code",
+                             (unsigned long long)s->reader.bad_length);
+      if (rc != FERRY_EAGAIN)
+        return rc;
+      want = ferry_rpc_reader_want(&s->reader);
+      if (want == 0)
+        want = 1;
+    }
+    if (want > READ_CHUNK)
+      want = READ_CHUNK;
+    uint8_t *space = ferry_rpc_reader_space(&s->reader, want);
+    if (!space)
+      return ferry_err_set(err, FERRY_ENOMEM, "out of memory reading a packet");
+    long got = s->io->read(s->io->ctx, space, want);
+    if (got < 0)
+      return ferry_err_set(err, (int)got, "reading the session: %s", ferry_strerror((int)got));
+    if (got == 0) {
+      if (ferry_rpc_reader_at_boundary(&s->reader))
+        return CLEAN_EOF;
+      return ferry_err_set(err, FERRY_ECLOSED, "connection closed in the middle of a packet");
+    }
+    ferry_rpc_reader_commit(&s->reader, (size_t)got);
+  }
+}
+
+static int session_loop(ferry_session *s, ferry_err *err) {
+  for (;;) {
+    ferry_rpc_packet pkt;
+    int rc = read_packet(s, &pkt, err);
+    if (rc == CLEAN_EOF)
+      return FERRY_OK; /* EOF at a packet boundary: a clean end */
+    if (rc)
+      return rc;
+    if (pkt.code == FERRY_RPC_SHUTDOWN)
+      return FERRY_OK;
+    /* Per-packet arena: nothing decoded survives its packet. */
+    ferry_rpc_arena_reset(&s->arena);
+    s->arena.max = pkt.body_len * ARENA_FACTOR + ARENA_SLACK;
+    ferry_err req_err;
+    ferry_err_clear(&req_err);
+    rc = dispatch(s, &pkt, &req_err);
+    if (rc) {
+      ferry_debug("session: %s failed: %s", ferry_rpc_code_name(pkt.code), req_err.msg);
+      if (!req_err.code)
+        req_err.code = rc;
+      rc = reply_exception(s, &req_err);
+      if (rc)
+        return ferry_err_set(err, rc, "cannot encode an exception reply");
+    }
+    rc = s->io->write(s->io->ctx, s->out.data, s->out.len);
+    if (rc)
+      return ferry_err_set(err, rc, "writing the session: %s", ferry_strerror(rc));
+    /* A huge reply (download, kCopyAck) should not pin its memory. */
+    if (s->out.cap > (1u << 20))
+      ferry_buf_close(&s->out);
+    s->out.len = 0;
+  }
+}
+
+int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cfg,
+                      ferry_err *err) {
+  ferry_session s;
+  memset(&s, 0, sizeof s);
+  s.io = io;
+  s.cfg = cfg;
+  s.max_packet = cfg->max_packet ? cfg->max_packet : FERRY_SESSION_DEFAULT_MAX_PACKET;
+  ferry_rpc_reader_init(&s.reader, s.max_packet);
+  s.max_packet = s.reader.max_packet;
+  ferry_rpc_arena_init(&s.arena, ARENA_SLACK);
+  /* Replies are at most one maximal packet plus its prefix. */
+  ferry_buf_init(&s.out, (size_t)s.max_packet + FERRY_RPC_HEADER_SIZE);
+  ferry_handles_init(&s.handles, FERRY_HANDLES_DEFAULT_MAX);
+  ferry_obj_init(&s.max_packet_fn.base, FERRY_OBJ_FUNC, max_packet_destroy);
+  s.max_packet_fn.call = max_packet_call;
+
+  ferry_rt_options opt = {
+      .work_dir = cfg->work_dir, .preload = cfg->preload, .num_threads = cfg->num_threads};
+  int rc = ferry_rt_open(&s.rt, &opt, err);
+  if (!rc)
+    rc = session_loop(&s, err);
+  /* Handles first: they hold references into the runtime's modules and
+   * storage, which ferry_rt_close frees. */
+  ferry_handles_close(&s.handles);
+  if (s.rt)
+    ferry_rt_close(s.rt);
+  ferry_buf_close(&s.out);
+  ferry_rpc_arena_close(&s.arena);
+  ferry_rpc_reader_close(&s.reader);
+  if (io->close)
+    io->close(io->ctx);
+  return rc;
+}
+
+/* ---- file-descriptor I/O -------------------------------------------------- */
+
+static long fd_read(void *ctx, void *buf, size_t n) {
+  ferry_session_fd *f = ctx;
+  for (;;) {
+    ssize_t got = read(f->fd, buf, n);
+    if (got >= 0)
+      return (long)got;
+    if (errno == EINTR)
+      continue;
+    return errno == ECONNRESET ? FERRY_ECLOSED : FERRY_EIO;
+  }
+}
+
+static int fd_write(void *ctx, const void *buf, size_t n) {
+  ferry_session_fd *f = ctx;
+  const uint8_t *p = buf;
+  while (n > 0) {
+    ssize_t put = write(f->fd, p, n);
+    if (put < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno == EPIPE || errno == ECONNRESET ? FERRY_ECLOSED : FERRY_EIO;
+    }
+    p += put;
+    n -= (size_t)put;
+  }
+  return FERRY_OK;
+}
+
+static void fd_close(void *ctx) {
+  ferry_session_fd *f = ctx;
+  if (f->fd >= 0)
+    close(f->fd);
+  f->fd = -1;
+}
+
+void ferry_session_io_fd(ferry_session_io *io, ferry_session_fd *ctx, int fd) {
+  ctx->fd = fd;
+  io->ctx = ctx;
+  io->read = fd_read;
+  io->write = fd_write;
+  io->close = fd_close;
+}
+
+/* ---- the session-timeout packet ------------------------------------------- */
+
+/* Python's repr() of a float: the shortest digits that read back to the
+ * same double, fixed notation for 1e-4 <= |x| < 1e16, always with a
+ * fractional part or an exponent. */
+static void python_float_repr(char *out, size_t cap, double x) {
+  if (isnan(x) || isinf(x)) {
+    snprintf(out, cap, "%s", isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf"));
+    return;
+  }
+  char e[64];
+  int prec = 1;
+  for (; prec <= 17; prec++) {
+    snprintf(e, sizeof e, "%.*e", prec - 1, x);
+    if (strtod(e, NULL) == x)
+      break;
+  }
+  const char *ep = strchr(e, 'e');
+  int exp10 = ep ? atoi(ep + 1) : 0;
+  if (x != 0 && (exp10 < -4 || exp10 >= 16)) {
+    /* %e prints at least two exponent digits, as Python does. */
+    char mant[32];
+    size_t mlen = (size_t)(ep - e);
+    memcpy(mant, e, mlen);
+    mant[mlen] = 0;
+    if (strchr(mant, '.')) { /* drop trailing zeros of the mantissa */
+      while (mant[mlen - 1] == '0')
+        mant[--mlen] = 0;
+      if (mant[mlen - 1] == '.')
+        mant[--mlen] = 0;
+    }
+    snprintf(out, cap, "%se%c%02d", mant, exp10 < 0 ? '-' : '+', abs(exp10));
+    return;
+  }
+  int decimals = prec - 1 - exp10;
+  if (decimals < 1)
+    snprintf(out, cap, "%.0f.0", x);
+  else
+    snprintf(out, cap, "%.*f", decimals, x);
+}
+
+int ferry_session_timeout_packet(ferry_buf *out, double timeout_s,
+                                 enum ferry_dialect_id dialect) {
+  char num[64], msg[256];
+  python_float_repr(num, sizeof num, timeout_s);
+  int len = snprintf(msg, sizeof msg,
+                     "RPCSessionTimeoutError: Your %ss session has expired, try to increase "
+                     "the \"session_timeout\" value.",
+                     num);
+  const ferry_dialect *d = ferry_dialect_get(dialect);
+  if (!d)
+    d = &ferry_dialect_classic;
+  return ferry_rpc_exception_encode(out, d, msg, (size_t)len);
+}

@@ -1,0 +1,81 @@
+/* Tensor copies: kCopyFromRemote, kCopyToRemote, kCopyAmongRemote
+ * (rpc-session.md §3.5, §3.6, §3.9).  Every byte range is checked against
+ * the session's live allocations before memory is touched. */
+#include <string.h>
+
+#include "server/session_internal.h"
+
+int session_copy_from(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) {
+  ferry_rpc_why why;
+  ferry_rpc_why_clear(&why);
+  DLTensor *t = NULL;
+  uint64_t unvalidated_nbytes = 0;
+  int rc = ferry_rpc_copy_from_decode(pkt->body, pkt->body_len, &s->arena, &t,
+                                      &unvalidated_nbytes, &why);
+  if (rc)
+    return ferry_err_set(err, rc, "ValueError: malformed kCopyFromRemote: %s", why.msg);
+  /* The reply carries the bytes in one packet (code + data). */
+  if (unvalidated_nbytes > s->max_packet - 4)
+    return ferry_err_set(err, FERRY_ETOOBIG,
+                         "ValueError: kCopyFromRemote of %llu bytes is over the packet limit "
+                         "of %llu",
+                         (unsigned long long)unvalidated_nbytes,
+                         (unsigned long long)s->max_packet);
+  uint64_t nbytes = unvalidated_nbytes;
+  void *src = NULL;
+  rc = session_tensor_bytes(s, t, nbytes, &src, err);
+  if (rc)
+    return rc;
+  size_t mark = 0;
+  s->out.len = 0;
+  rc = ferry_rpc_packet_begin(&s->out, FERRY_RPC_COPY_ACK, &mark);
+  if (!rc)
+    rc = ferry_buf_append(&s->out, src, (size_t)nbytes);
+  if (rc)
+    return ferry_err_set(err, rc, "RuntimeError: cannot build a reply of %llu bytes",
+                         (unsigned long long)nbytes);
+  ferry_rpc_packet_end(&s->out, mark);
+  return FERRY_OK;
+}
+
+int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) {
+  ferry_rpc_why why;
+  ferry_rpc_why_clear(&why);
+  DLTensor *t = NULL;
+  uint64_t nbytes = 0;
+  const uint8_t *data = NULL;
+  int rc = ferry_rpc_copy_to_decode(pkt->body, pkt->body_len, &s->arena, &t, &nbytes, &data,
+                                    &why);
+  if (rc)
+    return ferry_err_set(err, rc, "ValueError: malformed kCopyToRemote: %s", why.msg);
+  void *dst = NULL;
+  rc = session_tensor_bytes(s, t, nbytes, &dst, err);
+  if (rc)
+    return rc;
+  if (nbytes)
+    memcpy(dst, data, (size_t)nbytes);
+  return session_reply_void(s);
+}
+
+int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) {
+  int rc = session_expect(v, n, "XXP", "kCopyAmongRemote", err);
+  if (rc)
+    return rc;
+  const DLTensor *from = v[0].v.tensor, *to = v[1].v.tensor;
+  uint64_t from_bytes = 0, to_bytes = 0;
+  if (ferry_rpc_tensor_nbytes(from, &from_bytes) || ferry_rpc_tensor_nbytes(to, &to_bytes))
+    return ferry_err_set(err, FERRY_ERANGE, "ValueError: DLTensor size overflows");
+  if (from_bytes != to_bytes)
+    return ferry_err_set(err, FERRY_EINVAL,
+                         "ValueError: kCopyAmongRemote of %llu bytes into %llu bytes",
+                         (unsigned long long)from_bytes, (unsigned long long)to_bytes);
+  if (v[2].kind == FERRY_KIND_OPAQUE && v[2].v.handle != 0)
+    return ferry_err_set(err, FERRY_EINVAL, "ValueError: unknown stream 0x%llx",
+                         (unsigned long long)v[2].v.handle);
+  rc = session_check_tensor(s, from, err);
+  if (!rc)
+    rc = session_check_tensor(s, to, err);
+  if (!rc)
+    rc = ferry_rt_copy_tensor(s->rt, from, to, err);
+  return rc ? rc : session_reply_void(s);
+}

@@ -1,0 +1,71 @@
+/* State of one running session, shared by the session_*.c files (not part
+ * of the API: see session.h). */
+#ifndef FERRY_SERVER_SESSION_INTERNAL_H
+#define FERRY_SERVER_SESSION_INTERNAL_H
+
+#include "runtime/runtime.h"
+#include "server/handles.h"
+#include "server/session.h"
+#include "wire/rpc_arena.h"
+#include "wire/rpc_dialect.h"
+#include "wire/rpc_packet.h"
+#include "wire/rpc_tensor.h"
+
+typedef struct ferry_session {
+  const ferry_session_io *io;
+  const ferry_session_config *cfg;
+  ferry_rt *rt;
+  const ferry_dialect *dialect; /* NULL until detected (§7.4) */
+  int initialized;              /* kInitServer seen */
+  uint64_t max_packet;
+  ferry_rpc_reader reader;
+  ferry_rpc_arena arena; /* decoded values of the current packet */
+  ferry_buf out;         /* the reply being built */
+  ferry_handles handles;
+  ferry_func max_packet_fn; /* tvm.rpc.server.GetCRTMaxPacketSize, if enabled */
+  uint64_t unknown_releases; /* kFreeHandle of handles not in the table */
+} ferry_session;
+
+/* The dialect replies are encoded in: the detected one, classic before. */
+static inline const ferry_dialect *session_dialect(const ferry_session *s) {
+  return s->dialect ? s->dialect : &ferry_dialect_classic;
+}
+
+/* Decodes the packed sequence seq[0..n) that ends the current packet,
+ * detecting the session's dialect first if needed.  Values live in the
+ * packet arena.  On error the message is in err. */
+int session_decode_seq(ferry_session *s, int code, const uint8_t *seq, size_t n,
+                       ferry_value **vals, int *nvals, ferry_err *err) FERRY_MUST_CHECK;
+
+/* Checks the kinds of syscall arguments against sig, one letter each:
+ * D device, I int, T dtype, P opaque (null accepted as 0), X tensor,
+ * S string, s string or null.  what names the request in messages. */
+int session_expect(const ferry_value *vals, int n, const char *sig, const char *what,
+                   ferry_err *err) FERRY_MUST_CHECK;
+
+/* Replies built into s->out (whole packets, prefix included). */
+int session_reply_values(ferry_session *s, const ferry_value *vals, int n) FERRY_MUST_CHECK;
+int session_reply_void(ferry_session *s) FERRY_MUST_CHECK;
+int session_reply_opaque(ferry_session *s, uint64_t v) FERRY_MUST_CHECK;
+
+/* Resolves where a wire tensor's bytes are, after checking that
+ * [data + byte_offset, + nbytes) lies in one live allocation of this
+ * session.  CPU only. */
+int session_tensor_bytes(ferry_session *s, const DLTensor *t, uint64_t nbytes, void **out,
+                         ferry_err *err) FERRY_MUST_CHECK;
+/* Checks a tensor argument of a call or a copy: its whole extent
+ * (prod(shape) * elem size from data + byte_offset) must be ours. */
+int session_check_tensor(ferry_session *s, const DLTensor *t, ferry_err *err) FERRY_MUST_CHECK;
+
+/* Request handlers: each leaves one reply packet in s->out, or returns an
+ * error with a message in err (the caller turns it into kException). */
+int session_call_func(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
+int session_get_global(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+int session_free_handle(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+int session_copy_from(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
+int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
+int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int n,
+                           ferry_err *err) FERRY_MUST_CHECK;
+
+#endif
