@@ -1,0 +1,372 @@
+/* Tracker scheduler: queues by key, offers FIFO, requests in a heap. */
+#include "tracker/scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+typedef struct ferry_sched_queue {
+  struct ferry_sched_queue *hnext; /* hash chain */
+  ferry_sched_link order;          /* creation order */
+  uint64_t hash;
+  ferry_sched_link free; /* offers, oldest first */
+  size_t nfree;
+  struct ferry_sched_request **heap;
+  size_t nheap, capheap;
+  char key[]; /* NUL-terminated */
+} queue;
+
+typedef struct ferry_sched_offer {
+  ferry_sched_link qlink; /* in queue->free */
+  ferry_sched_link olink; /* in owner->offers */
+  queue *q;
+  ferry_sched_owner *owner;
+  const char *addr_json, *port_json, *matchkey; /* point into text[] */
+  char text[];
+} offer;
+
+typedef struct ferry_sched_request {
+  ferry_sched_link olink; /* in owner->requests */
+  queue *q;
+  ferry_sched_owner *owner;
+  double priority;
+  uint64_t seq;
+  size_t hidx; /* position in q->heap */
+} request;
+
+/* ---- lists -------------------------------------------------------------- */
+
+static void list_init(ferry_sched_link *l) { l->prev = l->next = l; }
+static int list_empty(const ferry_sched_link *l) { return l->next == l; }
+static void list_push_back(ferry_sched_link *l, ferry_sched_link *n) {
+  n->prev = l->prev;
+  n->next = l;
+  l->prev->next = n;
+  l->prev = n;
+}
+static void list_remove(ferry_sched_link *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+
+/* ---- the request heap --------------------------------------------------- */
+
+/* a before b: larger priority first, then earlier arrival (TVM orders its
+ * heap by (-priority, count)). */
+static int req_before(const request *a, const request *b) {
+  if (a->priority != b->priority)
+    return a->priority > b->priority;
+  return a->seq < b->seq;
+}
+
+static void heap_set(queue *q, size_t i, request *r) {
+  q->heap[i] = r;
+  r->hidx = i;
+}
+
+static void sift_up(queue *q, size_t i) {
+  request *r = q->heap[i];
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!req_before(r, q->heap[p]))
+      break;
+    heap_set(q, i, q->heap[p]);
+    i = p;
+  }
+  heap_set(q, i, r);
+}
+
+static void sift_down(queue *q, size_t i) {
+  request *r = q->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= q->nheap)
+      break;
+    if (c + 1 < q->nheap && req_before(q->heap[c + 1], q->heap[c]))
+      c++;
+    if (!req_before(q->heap[c], r))
+      break;
+    heap_set(q, i, q->heap[c]);
+    i = c;
+  }
+  heap_set(q, i, r);
+}
+
+/* Removes the request at index i, keeping the heap ordered.  O(log n). */
+static void heap_remove(queue *q, size_t i) {
+  request *last = q->heap[--q->nheap];
+  if (i == q->nheap)
+    return;
+  heap_set(q, i, last);
+  if (i > 0 && req_before(last, q->heap[(i - 1) / 2]))
+    sift_up(q, i);
+  else
+    sift_down(q, i);
+}
+
+/* ---- queues by key ------------------------------------------------------ */
+
+static uint64_t hash_key(const char *k) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *k; k++)
+    h = (h ^ (unsigned char)*k) * 1099511628211ull;
+  return h;
+}
+
+static queue *find_queue(const ferry_sched *s, const char *key, uint64_t h) {
+  if (!s->nbuckets)
+    return NULL;
+  for (queue *q = s->buckets[h & (s->nbuckets - 1)]; q; q = q->hnext)
+    if (q->hash == h && strcmp(q->key, key) == 0)
+      return q;
+  return NULL;
+}
+
+static int grow_buckets(ferry_sched *s) {
+  size_t n = s->nbuckets ? s->nbuckets * 2 : 64;
+  queue **b = calloc(n, sizeof *b);
+  if (!b)
+    return FERRY_ENOMEM;
+  for (size_t i = 0; i < s->nbuckets; i++) {
+    queue *q = s->buckets[i];
+    while (q) {
+      queue *next = q->hnext;
+      q->hnext = b[q->hash & (n - 1)];
+      b[q->hash & (n - 1)] = q;
+      q = next;
+    }
+  }
+  free(s->buckets);
+  s->buckets = b;
+  s->nbuckets = n;
+  return 0;
+}
+
+static queue *get_queue(ferry_sched *s, const char *key, int *rc) {
+  uint64_t h = hash_key(key);
+  queue *q = find_queue(s, key, h);
+  if (q)
+    return q;
+  if (s->nqueues >= s->nbuckets && (*rc = grow_buckets(s)) != 0)
+    return NULL;
+  size_t klen = strlen(key);
+  q = calloc(1, sizeof *q + klen + 1);
+  if (!q) {
+    *rc = FERRY_ENOMEM;
+    return NULL;
+  }
+  memcpy(q->key, key, klen + 1);
+  q->hash = h;
+  list_init(&q->free);
+  list_push_back(&s->order, &q->order);
+  q->hnext = s->buckets[h & (s->nbuckets - 1)];
+  s->buckets[h & (s->nbuckets - 1)] = q;
+  s->nqueues++;
+  return q;
+}
+
+static void free_queue(ferry_sched *s, queue *q) {
+  queue **pp = &s->buckets[q->hash & (s->nbuckets - 1)];
+  while (*pp != q)
+    pp = &(*pp)->hnext;
+  *pp = q->hnext;
+  list_remove(&q->order);
+  free(q->heap);
+  free(q);
+  s->nqueues--;
+}
+
+/* Empty queues stay visible in SUMMARY as in TVM, but only up to a
+ * ceiling: past it, an empty queue is forgotten. */
+static void maybe_prune(ferry_sched *s, queue *q) {
+  if (q->nfree == 0 && q->nheap == 0 && s->nqueues > FERRY_SCHED_KEEP_EMPTY_QUEUES)
+    free_queue(s, q);
+}
+
+/* ---- offers and requests ------------------------------------------------ */
+
+static void free_offer(offer *o) {
+  list_remove(&o->qlink);
+  list_remove(&o->olink);
+  o->q->nfree--;
+  o->owner->noffers--;
+  free(o);
+}
+
+static void free_request(request *r) {
+  heap_remove(r->q, r->hidx);
+  list_remove(&r->olink);
+  r->owner->nrequests--;
+  free(r);
+}
+
+/* Matches free offers with waiting requests until one side runs out. */
+static void run_queue(ferry_sched *s, queue *q) {
+  while (q->nfree > 0 && q->nheap > 0) {
+    offer *o = ferry_container_of(q->free.next, offer, qlink);
+    request *r = q->heap[0];
+    ferry_sched_grant g = {q->key, o->addr_json, o->port_json, o->matchkey,
+                           o->owner, r->owner, r->priority};
+    int delivered = s->grant_cb(s->ctx, &g) == 0;
+    free_request(r);
+    if (delivered) {
+      free_offer(o);
+      s->grants++;
+    } else {
+      /* TVM puts an undeliverable offer at the end of the free list. */
+      list_remove(&o->qlink);
+      list_push_back(&q->free, &o->qlink);
+    }
+  }
+  maybe_prune(s, q);
+}
+
+int ferry_sched_put(ferry_sched *s, ferry_sched_owner *ow, const char *key,
+                    const char *matchkey, const char *addr_json,
+                    const char *port_json) {
+  if (ow->noffers >= FERRY_SCHED_MAX_OFFERS_PER_OWNER)
+    return FERRY_ETOOBIG;
+  size_t la = strlen(addr_json) + 1, lp = strlen(port_json) + 1,
+         lm = strlen(matchkey) + 1;
+  offer *o = malloc(sizeof *o + la + lp + lm);
+  if (!o)
+    return FERRY_ENOMEM;
+  int rc = 0;
+  queue *q = get_queue(s, key, &rc);
+  if (!q) {
+    free(o);
+    return rc;
+  }
+  memcpy(o->text, addr_json, la);
+  memcpy(o->text + la, port_json, lp);
+  memcpy(o->text + la + lp, matchkey, lm);
+  o->addr_json = o->text;
+  o->port_json = o->text + la;
+  o->matchkey = o->text + la + lp;
+  o->q = q;
+  o->owner = ow;
+  list_push_back(&q->free, &o->qlink);
+  list_push_back(&ow->offers, &o->olink);
+  q->nfree++;
+  ow->noffers++;
+  run_queue(s, q);
+  return 0;
+}
+
+int ferry_sched_request(ferry_sched *s, ferry_sched_owner *ow, const char *key,
+                        double priority) {
+  if (ow->nrequests >= FERRY_SCHED_MAX_REQUESTS_PER_OWNER)
+    return FERRY_ETOOBIG;
+  request *r = malloc(sizeof *r);
+  if (!r)
+    return FERRY_ENOMEM;
+  int rc = 0;
+  queue *q = get_queue(s, key, &rc);
+  if (!q) {
+    free(r);
+    return rc;
+  }
+  /* Grow the heap first so that inserting cannot fail half-way. */
+  if (q->nheap == q->capheap) {
+    size_t cap = q->capheap ? q->capheap * 2 : 4;
+    request **h = realloc(q->heap, cap * sizeof *h);
+    if (!h) {
+      free(r);
+      maybe_prune(s, q);
+      return FERRY_ENOMEM;
+    }
+    q->heap = h;
+    q->capheap = cap;
+  }
+  r->q = q;
+  r->owner = ow;
+  r->priority = priority;
+  r->seq = s->seq++;
+  list_push_back(&ow->requests, &r->olink);
+  ow->nrequests++;
+  q->heap[q->nheap] = r;
+  r->hidx = q->nheap++;
+  sift_up(q, r->hidx);
+  run_queue(s, q);
+  return 0;
+}
+
+/* ---- owners ------------------------------------------------------------- */
+
+void ferry_sched_owner_init(ferry_sched_owner *o) {
+  list_init(&o->offers);
+  list_init(&o->requests);
+  o->noffers = o->nrequests = 0;
+}
+
+void ferry_sched_owner_release(ferry_sched *s, ferry_sched_owner *ow) {
+  /* Neither withdrawing offers nor dropping requests can enable a grant,
+   * so no queue needs to run; emptied queues may be pruned. */
+  while (!list_empty(&ow->offers)) {
+    offer *o = ferry_container_of(ow->offers.next, offer, olink);
+    queue *q = o->q;
+    free_offer(o);
+    maybe_prune(s, q);
+  }
+  while (!list_empty(&ow->requests)) {
+    request *r = ferry_container_of(ow->requests.next, request, olink);
+    queue *q = r->q;
+    free_request(r);
+    maybe_prune(s, q);
+  }
+}
+
+size_t ferry_sched_pending(const ferry_sched_owner *ow, const char **out,
+                           size_t cap) {
+  size_t n = 0;
+  for (const ferry_sched_link *l = ow->offers.next; l != &ow->offers && n < cap;
+       l = l->next) {
+    const offer *o = ferry_container_of(l, offer, olink);
+    /* TVM keeps a set: a match key offered twice (the JVM server does
+     * that) is listed once.  O(n^2) over at most 1024 offers. */
+    size_t i = 0;
+    while (i < n && strcmp(out[i], o->matchkey) != 0)
+      i++;
+    if (i == n)
+      out[n++] = o->matchkey;
+  }
+  return n;
+}
+
+/* ---- whole scheduler ---------------------------------------------------- */
+
+void ferry_sched_init(ferry_sched *s, ferry_sched_grant_cb cb, void *ctx) {
+  memset(s, 0, sizeof *s);
+  list_init(&s->order);
+  s->grant_cb = cb;
+  s->ctx = ctx;
+}
+
+void ferry_sched_close(ferry_sched *s) {
+  while (!list_empty(&s->order)) {
+    queue *q = ferry_container_of(s->order.next, queue, order);
+    while (!list_empty(&q->free))
+      free_offer(ferry_container_of(q->free.next, offer, qlink));
+    while (q->nheap)
+      free_request(q->heap[q->nheap - 1]);
+    free_queue(s, q);
+  }
+  free(s->buckets);
+  s->buckets = NULL;
+  s->nbuckets = 0;
+}
+
+size_t ferry_sched_nqueues(const ferry_sched *s) { return s->nqueues; }
+
+void ferry_sched_stats(const ferry_sched *s, ferry_tracker_queue_stat *out) {
+  size_t i = 0;
+  for (const ferry_sched_link *l = s->order.next; l != &s->order; l = l->next) {
+    const queue *q = ferry_container_of(l, queue, order);
+    out[i].key = q->key;
+    out[i].free = q->nfree;
+    out[i].pending = q->nheap;
+    i++;
+  }
+}
