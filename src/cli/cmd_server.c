@@ -1,11 +1,113 @@
-/* Placeholder until the server is built; replaced by the real command. */
+/* `ferry server` (alias rpc_server): the device RPC server, with the
+ * options of TVM's `python -m tvm.exec.rpc_server` (spec §9.3). */
 #include <stdio.h>
+#include <string.h>
 
+#include "base/log.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
+#include "server/server_main.h"
 
 int ferry_cmd_server(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "ferry: 'server' is not built yet\n");
-  return 2;
+  const char *host = "127.0.0.1";
+  long port = 9090, port_end = 9199;
+  const char *tracker = NULL, *key = "", *custom_addr = NULL;
+  const char *load_library = NULL, *work_dir = NULL;
+  int through_proxy = 0, silent = 0, no_fork = 0;
+  double handshake_timeout = 10.0, session_timeout = 0.0;
+  const ferry_opt opts[] = {
+      {"host", FERRY_OPT_STRING, &host, "HOST",
+       "address to bind, or the proxy's with --through-proxy (127.0.0.1)"},
+      {"port", FERRY_OPT_INT, &port, "PORT",
+       "first port tried, or the proxy's port; 0 = any free port (9090)"},
+      {"port-end", FERRY_OPT_INT, &port_end, "PORT",
+       "end of the port search, exclusive (9199)"},
+      {"tracker", FERRY_OPT_STRING, &tracker, "HOST:PORT",
+       "register at this tracker (needs --key)"},
+      {"key", FERRY_OPT_STRING, &key, "KEY", "device key (\"\")"},
+      {"custom-addr", FERRY_OPT_STRING, &custom_addr, "ADDR",
+       "address the tracker gives clients (default: what it sees)"},
+      {"through-proxy", FERRY_OPT_FLAG, &through_proxy, NULL,
+       "dial a proxy at --host:--port instead of listening"},
+      {"load-library", FERRY_OPT_STRING, &load_library, "LIBS",
+       "':'-separated libraries loaded (RTLD_GLOBAL) in every session"},
+      {"work-dir", FERRY_OPT_STRING, &work_dir, "DIR",
+       "parent of the per-session folders (a fresh folder under $TMPDIR)"},
+      {"silent", FERRY_OPT_FLAG, &silent, NULL, "log errors only"},
+      {"no-fork", FERRY_OPT_FLAG, &no_fork, NULL,
+       "run sessions in-process (debugging: no timeout, no isolation)"},
+      {"handshake-timeout", FERRY_OPT_DOUBLE, &handshake_timeout, "SECONDS",
+       "drop clients that do not finish the handshake in time (10)"},
+      {"session-timeout", FERRY_OPT_DOUBLE, &session_timeout, "SECONDS",
+       "upper limit on every session, also without -timeout= (0 = none)"},
+  };
+  const ferry_cmd_spec spec = {
+      "server", "[options]",
+      "Run a device RPC server: sessions of TVM's RPC protocol, each in a "
+      "forked process with its own work folder.",
+      opts, (int)(sizeof opts / sizeof opts[0])};
+  int npos = 0;
+  int rc = ferry_opts_parse(&spec, argc, argv, &npos);
+  if (rc)
+    return rc == 1 ? 0 : rc;
+  if (npos > 0) {
+    fprintf(stderr, "ferry server: unexpected argument '%s'\n", argv[1]);
+    return 2;
+  }
+  if (port < 0 || port > 65535 || port_end < 0 || port_end > 65536) {
+    fprintf(stderr, "ferry server: port out of range\n");
+    return 2;
+  }
+  if (handshake_timeout <= 0 || handshake_timeout > 3600 ||
+      session_timeout < 0) {
+    fprintf(stderr, "ferry server: timeout out of range\n");
+    return 2;
+  }
+  if (strlen(key) > FERRY_SERVER_MAX_DEVICE_KEY || strpbrk(key, " \t\r\n\v\f")) {
+    fprintf(stderr, "ferry server: --key must be at most %d bytes without "
+                    "whitespace\n", FERRY_SERVER_MAX_DEVICE_KEY);
+    return 2;
+  }
+  ferry_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  char thost[256];
+  if (tracker && *tracker) {
+    if (!*key) {
+      fprintf(stderr, "ferry server: --tracker needs --key to name the kind "
+                      "of device\n");
+      return 2;
+    }
+    if (ferry_opts_host_port(tracker, thost, sizeof thost,
+                             &cfg.tracker_port) != 0) {
+      fprintf(stderr, "ferry server: --tracker wants HOST:PORT, not '%s'\n",
+              tracker);
+      return 2;
+    }
+    if (!through_proxy)
+      cfg.tracker_host = thost;
+  }
+  ferry_log_set_component("server");
+  if (silent)
+    ferry_log_set_level(FERRY_LOG_ERROR);
+  if (through_proxy && tracker)
+    ferry_info("--tracker is not used with --through-proxy: the proxy "
+               "registers its servers");
+  cfg.host = host;
+  cfg.port = (int)port;
+  cfg.port_end = (int)port_end;
+  cfg.key = key;
+  cfg.custom_addr = custom_addr;
+  cfg.through_proxy = through_proxy;
+  cfg.load_library = load_library;
+  cfg.work_dir = work_dir;
+  cfg.no_fork = no_fork;
+  cfg.handshake_ms = (int)(handshake_timeout * 1000.0);
+  cfg.max_session_s = session_timeout;
+  char err[512] = "";
+  rc = ferry_server_run(&cfg, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "ferry server: %s\n", err[0] ? err : ferry_strerror(rc));
+    return 1;
+  }
+  return 0;
 }

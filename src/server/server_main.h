@@ -1,0 +1,44 @@
+/* The device server's process lifecycle (tracker-proxy-server.md §5, with
+ * the defects of §10.3 items 9-18 fixed).
+ *
+ * One parent process, single-threaded, around one poll() loop: it listens
+ * (or dials a proxy), reads handshakes with a deadline, keeps the tracker
+ * registration alive and rotates match keys, and runs every session in a
+ * forked child with its own work folder.  The parent never executes
+ * client-supplied code, so a crashing kernel or a timeout ends one session
+ * and the server goes on serving. */
+#ifndef FERRY_SERVER_SERVER_MAIN_H
+#define FERRY_SERVER_SERVER_MAIN_H
+
+#include <stddef.h>
+
+#include "ferry/error.h"
+
+/* Longest device key accepted (match keys add a ~22-byte suffix). */
+#define FERRY_SERVER_MAX_DEVICE_KEY 256
+
+typedef struct ferry_server_config {
+  const char *host;         /* bind address, or the proxy's with through_proxy */
+  int port;                 /* first port tried; 0 = any free port */
+  int port_end;             /* exclusive end of the port range */
+  const char *tracker_host; /* NULL: no tracker */
+  int tracker_port;
+  const char *key;          /* device key ("" allowed without a tracker) */
+  const char *custom_addr;  /* advertised address; NULL: the tracker's view */
+  int through_proxy;        /* dial host:port as a proxy instead of listening */
+  const char *load_library; /* ':'-separated list, or NULL */
+  const char *work_dir;     /* base folder of session folders; NULL: fresh one under $TMPDIR */
+  int no_fork;              /* run sessions in-process (debugging: no timeout, no isolation) */
+  int handshake_ms;         /* deadline of a client handshake; <= 0: 10 s */
+  double max_session_s;     /* server-side cap on every session; 0: none */
+} ferry_server_config;
+
+/* Runs the server until SIGTERM or SIGINT arrives, then kills a running
+ * session, removes the folders it made and returns 0.  Returns an error
+ * (message in err) only for problems at start-up: no port to bind, a work
+ * folder that cannot be made, a --load-library file that does not exist.
+ * Nothing a client, a session or a tracker does makes it return. */
+int ferry_server_run(const ferry_server_config *cfg, char *err,
+                     size_t errcap) FERRY_MUST_CHECK;
+
+#endif

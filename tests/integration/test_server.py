@@ -1,0 +1,339 @@
+"""ferry server without a tracker: listening, handshakes, session children,
+timeouts, work folders, shutdown (tracker-proxy-server.md §3.1, §3.5, §5).
+
+A raw-socket client does the data-plane handshake; the session protocol
+after it is exercised only as far as the lifecycle needs (a client that
+closes, goes silent, or vanishes in the middle of a packet).
+"""
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import RPC_MAGIC, Daemon, is_closed, recv_exact, run_ferry
+
+CODE_SUCCESS = 0xFF271
+CODE_MISMATCH = 0xFF273
+
+
+# ---- helpers shared with test_server_*.py -----------------------------------
+
+def handshake(port, key, host="127.0.0.1", timeout=10.0):
+    """Connects and sends W(RPC_MAGIC) S(key); returns (sock, code, server_key)."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    k = key.encode()
+    s.sendall(struct.pack("<ii", RPC_MAGIC, len(k)) + k)
+    code = struct.unpack("<i", recv_exact(s, 4))[0]
+    server_key = None
+    if code == CODE_SUCCESS:
+        n = struct.unpack("<i", recv_exact(s, 4))[0]
+        server_key = recv_exact(s, n).decode()
+    return s, code, server_key
+
+
+def timeout_packet(message, type_code=11):
+    """TVM's session-timeout exception packet (spec §3.5), built here from the
+    spec's layout so that the server's bytes are checked independently."""
+    m = message.encode()
+    body = struct.pack("<iii", 5, 1, type_code) + struct.pack("<Q", len(m)) + m
+    return struct.pack("<Q", len(body)) + body
+
+
+def timeout_message(shown):
+    return ('RPCSessionTimeoutError: Your %ss session has expired, try to '
+            'increase the "session_timeout" value.' % shown)
+
+
+def read_all(sock, timeout=10.0):
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return data
+
+
+def children(pid):
+    """Direct children of pid (the session processes of a server)."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def wait_until(pred, timeout=5.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def wait_child(server, timeout=5.0):
+    kids = wait_until(lambda: children(server.proc.pid), timeout)
+    assert kids, "no session child of %d" % server.proc.pid
+    return kids[0]
+
+
+def session_dirs(base):
+    return sorted(d for d in os.listdir(base) if d.startswith("session-"))
+
+
+# ---- tests ---------------------------------------------------------------------
+
+@pytest.fixture
+def workdir(tmp_path):
+    d = tmp_path / "work"
+    return str(d)
+
+
+def start_server(spawn, workdir, *extra, key="cpu"):
+    return spawn("server", "--host", "127.0.0.1", "--port", "0", "--key", key,
+                 "--work-dir", workdir, *extra)
+
+
+def test_handshake_success_and_session_child(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, skey = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    assert skey == "server:cpu"
+    kid = wait_child(srv)
+    assert kid != srv.proc.pid
+    # The child has its own process group (so a timeout kills all of it).
+    assert os.getpgid(kid) == kid
+    assert len(session_dirs(workdir)) == 1
+    s.close()
+    srv.wait_for(r"session 1 from 127\.0\.0\.1:\d+ ended: ok")
+    assert wait_until(lambda: not session_dirs(workdir))
+    assert wait_until(lambda: not children(srv.proc.pid))
+
+
+def test_mismatch_key_answers_mismatch_and_keeps_serving(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, _ = handshake(srv.port, "client:gpu")
+    assert code == CODE_MISMATCH
+    assert is_closed(s)
+    # A server key, an empty key and a key without role are mismatches too.
+    for bad in ("server:cpu", "client:", "cpu", "client:cpux", ""):
+        s, code, _ = handshake(srv.port, bad)
+        assert code == CODE_MISMATCH, bad
+        assert is_closed(s)
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    s.close()
+    srv.wait_for(r"mismatch key from 127\.0\.0\.1")
+
+
+def test_options_after_the_key_are_accepted(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=10 -other=1")
+    assert code == CODE_SUCCESS
+    s.close()
+    # An unparsable timeout is a mismatch, never a dead server (TVM C++ aborts).
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=abc")
+    assert code == CODE_MISMATCH
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+
+
+def test_wrong_magic_is_closed_silently(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    assert read_all(s) == b""
+    srv.wait_for("wrong magic")
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+
+
+@pytest.mark.parametrize("length", [-1, -(2 ** 31), 4097, 2 ** 31 - 1])
+def test_bad_key_length_mismatch_without_allocation(spawn, workdir, length):
+    srv = start_server(spawn, workdir)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(struct.pack("<ii", RPC_MAGIC, length))
+    data = read_all(s)
+    assert data == struct.pack("<i", CODE_MISMATCH)
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+
+
+def test_silent_connection_does_not_block_others(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    silent = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(3)]
+    # Half a handshake, then nothing.
+    silent[0].sendall(struct.pack("<i", RPC_MAGIC))
+    t0 = time.monotonic()
+    s, code, _ = handshake(srv.port, "client:cpu", timeout=5)
+    assert code == CODE_SUCCESS
+    assert time.monotonic() - t0 < 2.0
+    for x in silent:
+        x.close()
+
+
+def test_handshake_deadline_closes_silent_clients(spawn, workdir):
+    srv = start_server(spawn, workdir, "--handshake-timeout", "1")
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(struct.pack("<i", RPC_MAGIC))
+    assert is_closed(s, timeout=5.0)
+    srv.wait_for("no complete handshake in time")
+
+
+def test_session_timeout_packet_bytes(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    # -timeout=1 (a Python int) is shown as the float 1.0, as TVM does.
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=1")
+    assert code == CODE_SUCCESS
+    t0 = time.monotonic()
+    data = read_all(s, timeout=10)
+    elapsed = time.monotonic() - t0
+    assert data == timeout_packet(timeout_message("1.0"))
+    assert 0.8 < elapsed < 5.0
+    srv.wait_for(r"session 1 from \S+ ended: timed out")
+    assert wait_until(lambda: not session_dirs(workdir))
+    assert wait_until(lambda: not children(srv.proc.pid))
+
+
+def test_session_timeout_float_value(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=0.5")
+    assert code == CODE_SUCCESS
+    assert read_all(s) == timeout_packet(timeout_message("0.5"))
+
+
+def test_server_side_session_limit(spawn, workdir):
+    srv = start_server(spawn, workdir, "--session-timeout", "1")
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    assert read_all(s) == timeout_packet(timeout_message("1.0"))
+
+
+def test_timeout_kills_the_whole_process_group(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=1")
+    kid = wait_child(srv)
+    assert os.getpgid(kid) == kid
+    # A process in the session's group, as a kernel might start one.
+    stray = subprocess.Popen(["sleep", "60"],
+                             preexec_fn=lambda: os.setpgid(0, kid))
+    data = read_all(s)
+    assert data == timeout_packet(timeout_message("1.0"))
+    assert stray.wait(timeout=5) < 0  # killed by a signal
+
+
+def test_crashed_session_is_logged_and_cleaned(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, _ = handshake(srv.port, "client:cpu")
+    kid = wait_child(srv)
+    assert len(session_dirs(workdir)) == 1
+    os.kill(kid, signal.SIGSEGV)
+    assert is_closed(s)
+    srv.wait_for(r"session 1 from \S+ ended: crashed \(killed by signal 11")
+    assert wait_until(lambda: not session_dirs(workdir))
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+
+
+def test_client_vanishing_mid_packet(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    # A packet announcing 1 MiB, then 100 bytes, then gone.
+    s.sendall(struct.pack("<Q", 1 << 20) + b"\x00" * 100)
+    s.close()
+    srv.wait_for(r"session 1 from \S+ ended")
+    assert wait_until(lambda: not session_dirs(workdir))
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+
+
+def test_second_client_waits_for_the_running_session(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    a, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    wait_child(srv)
+    b = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    k = b"client:cpu"
+    b.sendall(struct.pack("<ii", RPC_MAGIC, len(k)) + k)
+    b.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        b.recv(4)
+    a.close()
+    b.settimeout(10)
+    assert struct.unpack("<i", recv_exact(b, 4))[0] == CODE_SUCCESS
+    b.close()
+    srv.wait_for(r"session 2 from \S+ ended")
+
+
+def test_sigterm_kills_sessions_and_removes_folders(spawn, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    srv = spawn("server", "--port", "0", "--key", "cpu", env={"TMPDIR": str(tmp)})
+    s, code, _ = handshake(srv.port, "client:cpu")
+    kid = wait_child(srv)
+    assert len(os.listdir(str(tmp))) == 1  # ferry-server-XXXXXX
+    assert srv.stop(signal.SIGTERM) == 0
+    with pytest.raises(ProcessLookupError):
+        os.killpg(kid, 0)
+    assert os.listdir(str(tmp)) == []
+    assert is_closed(s)
+
+
+def test_port_range_skips_busy_ports(spawn, workdir):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    p = busy.getsockname()[1]
+    srv = spawn("server", "--port", str(p), "--port-end", str(p + 20), "--key",
+                "cpu", "--work-dir", workdir)
+    assert p < srv.port < p + 20
+    busy.close()
+
+
+def test_no_free_port_is_an_error():
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    p = busy.getsockname()[1]
+    r = run_ferry("server", "--port", str(p), "--port-end", str(p + 1),
+                  timeout=10)
+    assert r.returncode == 1
+    assert "ferry server:" in r.stderr
+
+
+def test_option_errors():
+    r = run_ferry("server", "--tracker", "127.0.0.1:9190", timeout=10)
+    assert r.returncode == 2 and "--key" in r.stderr
+    r = run_ferry("server", "--tracker", "nocolon", "--key", "k", timeout=10)
+    assert r.returncode == 2
+    r = run_ferry("server", "--key", "a b", timeout=10)
+    assert r.returncode == 2
+    r = run_ferry("server", "--load-library", "/nonexistent/lib.so", "--port",
+                  "0", timeout=10)
+    assert r.returncode == 1 and "cannot find library" in r.stderr
+    r = run_ferry("server", "--help", timeout=10)
+    assert r.returncode == 0 and "--through-proxy" in r.stdout
+
+
+def test_silent_still_prints_the_port(spawn, workdir):
+    srv = start_server(spawn, workdir, "--silent")
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    s.close()
+    time.sleep(0.3)
+    assert not any(" INFO " in line for line in srv.lines)
