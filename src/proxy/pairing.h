@@ -80,7 +80,7 @@ void ferry_pairing_close(ferry_pairing *t);
  * else a client (as TVM decides). */
 int ferry_pairing_role(const char *key, size_t len);
 /* The match key inside a handshake key string: skip 7 bytes, take the first
- * whitespace-separated token.  Sets *out/*out_len (pointing into key);
+ * whitespace-separated token.  Sets out and out_len (pointing into key);
  * FERRY_EPROTO when the string is shorter than 8 bytes or the token is empty. */
 int ferry_pairing_match_key(const char *key, size_t len, const char **out,
                             size_t *out_len) FERRY_MUST_CHECK;

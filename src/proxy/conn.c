@@ -1,0 +1,464 @@
+/* The proxy's connections: accept, data-plane handshake with a deadline,
+ * pairing, and the relay with back-pressure (tracker-proxy-server.md §6.2,
+ * §6.3, §6.5).
+ *
+ * Memory per pair is bounded whatever the transfer size: a read chunk is
+ * handed to the partner's write queue as is (no copy), and while the
+ * partner has more than high_water bytes queued, the reading side is
+ * stopped (TCP flow control then slows the sender down). */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/bytes.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "proxy/proxy_internal.h"
+#include "wire/constants.h"
+
+static void handle_closed_cb(uv_handle_t *h) {
+  pconn *c = h->data;
+  if (--c->handles_open > 0)
+    return;
+  ferry_proxy *px = c->px;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    px->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  px->nconns--;
+  ferry_handshake_reader_close(&c->hs);
+  ferry_http_request_close(&c->http);
+  if (c->file_fd >= 0)
+    close(c->file_fd);
+  free(c);
+}
+
+static void close_handles(pconn *c) {
+  if (!uv_is_closing((uv_handle_t *)&c->tcp))
+    uv_close((uv_handle_t *)&c->tcp, handle_closed_cb);
+  if (!uv_is_closing((uv_handle_t *)&c->timer))
+    uv_close((uv_handle_t *)&c->timer, handle_closed_cb);
+}
+
+static void resume_reading(pconn *c);
+
+static void write_cb(uv_write_t *req, int status) {
+  wchunk *w = ferry_container_of(req, wchunk, req);
+  pconn *to = w->to;
+  to->inflight -= w->counted;
+  free(w);
+  if (status < 0) {
+    if (status != UV_ECANCELED && to->state != PC_CLOSING) {
+      ferry_info("write to %s failed: %s", to->name, uv_strerror(status));
+      px_conn_close(to, 0);
+    }
+    return;
+  }
+  if (to->state == PC_FILE && to->inflight == 0) {
+    px_file_continue(to);
+    return;
+  }
+  pconn *from = to->peer;
+  if (from && from->paused && to->inflight <= to->px->cfg->high_water / 2)
+    resume_reading(from);
+}
+
+static wchunk *chunk_new(size_t payload) {
+  return malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + payload);
+}
+
+static int submit(pconn *to, wchunk *w, uint8_t *p, size_t n) {
+  w->to = to;
+  w->counted = n;
+  uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+  int rc = uv_write(&w->req, (uv_stream_t *)&to->tcp, &b, 1, write_cb);
+  if (rc) {
+    free(w);
+    return rc;
+  }
+  to->inflight += n;
+  return 0;
+}
+
+/* Sends payload (which must have FERRY_WS_MAX_HEADER bytes of room in front
+ * of it, inside w) to `to`, as one binary message if it speaks WebSocket. */
+static int forward(pconn *to, wchunk *w, uint8_t *payload, size_t n) {
+  if (to->ws) {
+    uint8_t hdr[FERRY_WS_MAX_HEADER];
+    size_t hl = ferry_ws_frame_header(hdr, FERRY_WS_BINARY, n, NULL);
+    memcpy(payload - hl, hdr, hl);
+    return submit(to, w, payload - hl, n + hl);
+  }
+  return submit(to, w, payload, n);
+}
+
+/* Copies n bytes into a new chunk and sends them as payload. */
+static int send_bytes(pconn *to, const void *p, size_t n) {
+  wchunk *w = chunk_new(n);
+  if (!w)
+    return UV_ENOMEM;
+  memcpy(w->data + FERRY_WS_MAX_HEADER, p, n);
+  return forward(to, w, w->data + FERRY_WS_MAX_HEADER, n);
+}
+
+int px_send_raw(pconn *c, const void *p, size_t n) {
+  wchunk *w = chunk_new(n);
+  if (!w)
+    return UV_ENOMEM;
+  memcpy(w->data, p, n);
+  return submit(c, w, w->data, n);
+}
+
+static void send_code(pconn *c, int32_t code) {
+  uint8_t b[4];
+  put_le32(b, (uint32_t)code);
+  if (send_bytes(c, b, 4))
+    ferry_debug("cannot queue a reply to %s", c->name);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  (void)status;
+  close_handles(req->data);
+}
+
+static void timer_cb(uv_timer_t *t) {
+  pconn *c = t->data;
+  if (c->state == PC_CLOSING) {
+    close_handles(c);
+    return;
+  }
+  if (c->state == PC_HANDSHAKE || c->state == PC_HTTP) {
+    ferry_warn("%s: no complete %s within %d ms; closing", c->name,
+               c->state == PC_HTTP ? "HTTP request" : "handshake",
+               c->state == PC_HTTP ? PX_HTTP_DEADLINE_MS : c->px->cfg->handshake_ms);
+    px_conn_close(c, 0);
+  }
+}
+
+void px_conn_close(pconn *c, int flush) {
+  if (c->state == PC_CLOSING)
+    return;
+  int was = c->state;
+  c->state = PC_CLOSING;
+  if (was == PC_WAITING &&
+      ferry_pairing_remove(&c->px->table, c) == 1)
+    px_tracker_stale_offer(c->px);
+  pconn *p = c->peer;
+  c->peer = NULL;
+  if (p) {
+    p->peer = NULL;
+    px_conn_close(p, 1);
+  }
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (!flush || c->px->stopping) {
+    close_handles(c);
+    return;
+  }
+  /* Let queued output reach the peer first (TVM closes the partner "after
+   * its queued output has been written"), but not forever. */
+  if (c->ws && was != PC_HTTP && was != PC_FILE)
+    (void)px_send_ws_control(c, FERRY_WS_CLOSE, "\x03\xe8", 2);
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb)) {
+    close_handles(c);
+    return;
+  }
+  uv_timer_start(&c->timer, timer_cb, PX_CLOSE_DEADLINE_MS, 0);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)h;
+  (void)hint;
+  wchunk *w = chunk_new(PX_READ_CHUNK);
+  buf->base = w ? (char *)w->data + FERRY_WS_MAX_HEADER : NULL;
+  buf->len = w ? PX_READ_CHUNK : 0;
+}
+
+static wchunk *chunk_of(const uv_buf_t *buf) {
+  return (wchunk *)((uint8_t *)buf->base - FERRY_WS_MAX_HEADER -
+                    offsetof(wchunk, data));
+}
+
+static void pair(pconn *a, pconn *b) {
+  a->peer = b;
+  b->peer = a;
+  a->state = PC_PAIRED;
+  b->state = PC_PAIRED;
+  /* The side that waited hears first, then the newcomer (§3.3); over
+   * WebSocket each part is its own message, as TVM sends it. */
+  pconn *order[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    pconn *to = order[i];
+    const ferry_handshake_reader *other = &order[1 - i]->hs;
+    const char *key = ferry_handshake_key(other);
+    size_t kl = ferry_handshake_key_len(other);
+    uint8_t hdr[8];
+    put_le32(hdr, FERRY_RPC_CODE_SUCCESS);
+    put_le32(hdr + 4, (uint32_t)kl);
+    int rc;
+    if (to->ws) {
+      rc = send_bytes(to, hdr, 4);
+      if (!rc)
+        rc = send_bytes(to, hdr + 4, 4);
+      if (!rc)
+        rc = send_bytes(to, key, kl);
+    } else {
+      wchunk *w = chunk_new(8 + kl);
+      if (!w) {
+        rc = UV_ENOMEM;
+      } else {
+        uint8_t *p = w->data + FERRY_WS_MAX_HEADER;
+        memcpy(p, hdr, 8);
+        memcpy(p + 8, key, kl);
+        rc = forward(to, w, p, 8 + kl);
+      }
+    }
+    if (rc) {
+      ferry_warn("cannot answer %s: %s", to->name, uv_strerror(rc));
+      px_conn_close(to, 0);
+      return;
+    }
+  }
+  ferry_info("paired %s and %s", a->name, b->name);
+}
+
+static void reject(pconn *c, int32_t code) {
+  send_code(c, code);
+  px_conn_close(c, 1);
+}
+
+static void handshake_done(pconn *c) {
+  ferry_proxy *px = c->px;
+  uv_timer_stop(&c->timer);
+  const char *key = ferry_handshake_key(&c->hs);
+  size_t kl = ferry_handshake_key_len(&c->hs);
+  size_t nl = strlen(c->name);
+  snprintf(c->name + nl, sizeof c->name - nl, "[%.*s]",
+           (int)(kl > 48 ? 48 : kl), key);
+  const char *mk;
+  size_t ml;
+  if (ferry_pairing_match_key(key, kl, &mk, &ml)) {
+    ferry_warn("%s: key has no match key after its role; closing", c->name);
+    reject(c, FERRY_RPC_CODE_MISMATCH);
+    return;
+  }
+  c->role = ferry_pairing_role(key, kl);
+  void *partner = NULL;
+  int rc = ferry_pairing_offer(&px->table, c->role, mk, ml, c, px_now(px),
+                               &partner);
+  switch (rc) {
+  case FERRY_PAIR_PAIRED:
+    pair(partner, c);
+    return;
+  case FERRY_PAIR_PARKED: {
+    c->state = PC_WAITING;
+    ferry_pair_entry *e = ferry_pairing_find(&px->table, c);
+    ferry_info("%s waits%s%s", c->name, px->table.tracker_mode ? " as " : "",
+               px->table.tracker_mode ? e->match_key : "");
+    if (px->table.tracker_mode)
+      px_tracker_kick(px);
+    return;
+  }
+  case FERRY_PAIR_DUPLICATE:
+    ferry_info("%s: duplicate connection with same key=%.*s", c->name, (int)ml, mk);
+    reject(c, FERRY_RPC_CODE_DUPLICATE);
+    return;
+  case FERRY_PAIR_MISMATCH:
+    ferry_info("%s: no server waits with match key=%.*s", c->name, (int)ml, mk);
+    reject(c, FERRY_RPC_CODE_MISMATCH);
+    return;
+  case FERRY_ETOOBIG:
+    ferry_warn("%s: too many connections wait already; closing", c->name);
+    reject(c, FERRY_RPC_CODE_MISMATCH);
+    return;
+  default:
+    ferry_warn("%s: cannot park: %s", c->name, ferry_strerror(rc));
+    px_conn_close(c, 0);
+  }
+}
+
+/* Payload bytes of a connection that is not yet paired. */
+static void feed_handshake(pconn *c, const uint8_t *p, size_t n) {
+  if (c->state == PC_WAITING) {
+    if (n) {
+      ferry_info("%s: invalid RPC protocol, too many bytes before pairing", c->name);
+      px_conn_close(c, 0);
+    }
+    return;
+  }
+  size_t used = 0;
+  int rc = ferry_handshake_reader_feed(&c->hs, p, n, &used);
+  if (c->hs.hdr_len >= 4 && c->hs.word != FERRY_RPC_MAGIC) {
+    ferry_info("%s: invalid RPC magic 0x%x; closing", c->name, (unsigned)c->hs.word);
+    px_conn_close(c, 0);
+    return;
+  }
+  if (rc == FERRY_EAGAIN)
+    return;
+  if (rc < 0) {
+    ferry_warn("%s: bad handshake key length %d (limit %d): %s; closing", c->name,
+               (int)c->hs.unvalidated_key_len, FERRY_HANDSHAKE_MAX_KEY,
+               ferry_strerror(rc));
+    px_conn_close(c, 0);
+    return;
+  }
+  if (used < n) {
+    ferry_info("%s: invalid RPC protocol, too many bytes before pairing", c->name);
+    px_conn_close(c, 0);
+    return;
+  }
+  handshake_done(c);
+}
+
+void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n) {
+  if (c->state == PC_HANDSHAKE || c->state == PC_WAITING)
+    feed_handshake(c, p, n);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  pconn *c = s->data;
+  wchunk *w = buf->base ? chunk_of(buf) : NULL;
+  if (nread <= 0 || c->state == PC_CLOSING) {
+    free(w);
+    if (nread < 0 && c->state != PC_CLOSING) {
+      if (nread != UV_EOF)
+        ferry_info("%s: %s", c->name, uv_strerror((int)nread));
+      else
+        ferry_debug("%s closed", c->name);
+      px_conn_close(c, nread == UV_EOF);
+    }
+    return;
+  }
+  uint8_t *p = (uint8_t *)buf->base;
+  size_t n = (size_t)nread;
+  if (c->state == PC_HTTP) {
+    size_t used = 0;
+    int rc = ferry_http_request_feed(&c->http, p, n, &used);
+    if (rc == 1)
+      rc = px_web_handle_request(c, p + used, n - used);
+    else if (rc != FERRY_EAGAIN) {
+      ferry_warn("%s: bad HTTP request: %s; closing", c->name, ferry_strerror(rc));
+      px_conn_close(c, 0);
+    }
+    free(w);
+    return;
+  }
+  if (c->state == PC_FILE) {
+    free(w);
+    return;
+  }
+  if (c->ws) {
+    int got = px_ws_feed(c, p, n);
+    if (got < 0) {
+      free(w);
+      return;
+    }
+    n = (size_t)got;
+  }
+  if (c->state == PC_PAIRED && c->peer && n > 0) {
+    pconn *to = c->peer;
+    int rc = forward(to, w, p, n);
+    if (rc) {
+      ferry_info("relay to %s failed: %s", to->name, uv_strerror(rc));
+      px_conn_close(c, 0);
+      return;
+    }
+    if (to->inflight > c->px->cfg->high_water) {
+      uv_read_stop(s);
+      c->paused = 1;
+    }
+  } else {
+    px_conn_feed_payload(c, p, n);
+    free(w);
+  }
+  if (c->ws && c->ws_close_rcvd && c->state != PC_CLOSING)
+    px_conn_close(c, 1);
+}
+
+static void resume_reading(pconn *c) {
+  c->paused = 0;
+  if (c->state == PC_PAIRED)
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+
+static void peer_label(uv_tcp_t *t, char *out, size_t cap, int web) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char ip[64] = "?";
+  int port = 0;
+  if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+  }
+  snprintf(out, cap, "%s %s:%d", web ? "web" : "tcp", ip, port);
+}
+
+void px_on_connection(uv_stream_t *server, int status, int web) {
+  ferry_proxy *px = server->data;
+  if (status < 0) {
+    ferry_warn("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  pconn *c = calloc(1, sizeof *c);
+  if (!c) {
+    ferry_error("out of memory accepting a connection");
+    return;
+  }
+  c->px = px;
+  c->web = web;
+  c->file_fd = -1;
+  c->state = web ? PC_HTTP : PC_HANDSHAKE;
+  ferry_handshake_reader_init(&c->hs, 1, FERRY_HANDSHAKE_MAX_KEY);
+  ferry_http_request_init(&c->http);
+  ferry_ws_decoder_init(&c->wsd, 1, FERRY_WS_MAX_MESSAGE);
+  uv_tcp_init(&px->loop, &c->tcp);
+  uv_timer_init(&px->loop, &c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->handles_open = 2;
+  c->next = px->conns;
+  if (px->conns)
+    px->conns->prev = c;
+  px->conns = c;
+  px->nconns++;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
+    px_conn_close(c, 0);
+    return;
+  }
+  peer_label(&c->tcp, c->name, sizeof c->name, web);
+  if (px->nconns > px->cfg->max_conns) {
+    ferry_warn("%s refused: %zu connections are open (limit %zu)", c->name,
+               px->nconns - 1, px->cfg->max_conns);
+    px_conn_close(c, 0);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  ferry_debug("%s connected", c->name);
+  uv_timer_start(&c->timer, timer_cb,
+                 web ? PX_HTTP_DEADLINE_MS : (uint64_t)px->cfg->handshake_ms, 0);
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+/* Expires proxy-mode waiters (MISMATCH, as TVM after its 600 s). */
+void px_conns_sweep(ferry_proxy *px) {
+  void *out[64];
+  size_t n;
+  while ((n = ferry_pairing_expire(&px->table, px_now(px), out, 64)) > 0) {
+    for (size_t i = 0; i < n; i++) {
+      pconn *c = out[i];
+      ferry_info("%s: timeout, no partner within %g s", c->name, px->cfg->wait_s);
+      c->state = PC_HANDSHAKE; /* no longer in the table */
+      reject(c, FERRY_RPC_CODE_MISMATCH);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/* Shared between the proxy's shell files: the proxy object, its
+ * connections and its tracker link.  Not a public interface. */
+#ifndef FERRY_PROXY_INTERNAL_H
+#define FERRY_PROXY_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "proxy/pairing.h"
+#include "proxy/proxy.h"
+#include "wire/frame.h"
+#include "wire/handshake.h"
+#include "wire/websocket.h"
+
+#define PX_READ_CHUNK 65536        /* bytes per read */
+#define PX_CLOSE_DEADLINE_MS 30000 /* flush before close, at most this long */
+#define PX_HTTP_DEADLINE_MS 10000  /* an HTTP request head */
+
+typedef struct ferry_proxy ferry_proxy;
+
+enum pconn_state {
+  PC_HTTP,      /* web port: reading the request head */
+  PC_HANDSHAKE, /* reading W(magic) S(key) */
+  PC_WAITING,   /* handshake done, in the pairing table */
+  PC_PAIRED,    /* relaying */
+  PC_FILE,      /* web port: streaming a file */
+  PC_CLOSING,
+};
+
+typedef struct pconn {
+  ferry_proxy *px;
+  struct pconn *prev, *next; /* every open connection, for shutdown */
+  uv_tcp_t tcp;
+  uv_timer_t timer;          /* handshake / close deadline */
+  uv_shutdown_t shutdown_req;
+  int handles_open;
+  int web;                   /* accepted on the web port */
+  int ws;                    /* speaks WebSocket frames */
+  int state;
+  char name[96];
+  ferry_handshake_reader hs;
+  int role;
+  struct pconn *peer;
+  size_t inflight;           /* bytes queued for writing to this conn */
+  int paused;                /* reading stopped: the peer's queue is full */
+  ferry_http_request http;
+  ferry_ws_decoder wsd;
+  int ws_close_sent;         /* our close frame is queued */
+  int ws_close_rcvd;         /* the peer's close frame arrived */
+  int file_fd;               /* PC_FILE */
+} pconn;
+
+/* A write request with its bytes; room for a WebSocket header in front. */
+typedef struct wchunk {
+  uv_write_t req;
+  pconn *to;
+  size_t counted; /* bytes added to to->inflight */
+  uint8_t data[];
+} wchunk;
+
+typedef struct web_route {
+  char *url;      /* "/tvmjs.bundle.js" */
+  char *path;     /* file on disk */
+  int index_page; /* html served with the WebSocket URL rewritten */
+} web_route;
+
+enum tlink_state { TL_IDLE, TL_CONNECTING, TL_MAGIC, TL_READY, TL_WAIT_REPLY };
+
+typedef struct tlink {
+  uv_tcp_t tcp;
+  uv_connect_t connect_req;
+  int tcp_open;           /* the handle is initialised and not yet closed */
+  int state;
+  int pending;            /* FERRY_TRACKER_PUT / UPDATE_INFO / GET_PENDING_MATCHKEYS */
+  ferry_frame_reader rd;
+  int64_t reconnect_at_ms;
+  int64_t reply_deadline_ms;
+  int64_t next_poll_ms;
+  int flush;              /* a parked server left: drop and re-offer */
+  int failures;           /* consecutive connect failures, for quieter logs */
+  struct sockaddr_storage addr;
+  char scratch[16384];    /* read buffer */
+} tlink;
+
+struct ferry_proxy {
+  uv_loop_t loop;
+  const ferry_proxy_config *cfg;
+  uv_tcp_t listener, web_listener;
+  int has_web;
+  int port, web_port;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t tick;        /* expiry of waiters, tracker link */
+  ferry_pairing table;
+  pconn *conns;
+  size_t nconns;
+  int has_tracker;
+  tlink tl;
+  web_route *routes;
+  size_t nroutes;
+  int stopping;
+};
+
+/* conn.c */
+void px_on_connection(uv_stream_t *server, int status, int web);
+void px_conn_close(pconn *c, int flush);
+void px_conns_sweep(ferry_proxy *px);
+/* Payload bytes that arrived with the HTTP upgrade (before pairing). */
+void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n);
+
+/* web.c */
+int px_web_handle_request(pconn *c, uint8_t *rest, size_t rest_len);
+void px_file_continue(pconn *c);
+int px_web_load_routes(ferry_proxy *px, char *err, size_t errcap);
+void px_web_free_routes(ferry_proxy *px);
+int px_send_raw(pconn *c, const void *p, size_t n);
+int px_send_ws_control(pconn *c, int opcode, const void *p, size_t n);
+int px_ws_feed(pconn *c, uint8_t *p, size_t n);
+
+/* tracker_link.c */
+int px_tracker_init(ferry_proxy *px, char *err, size_t errcap);
+void px_tracker_tick(ferry_proxy *px);
+void px_tracker_kick(ferry_proxy *px);
+void px_tracker_stale_offer(ferry_proxy *px);
+void px_tracker_stop(ferry_proxy *px);
+
+int64_t px_now(ferry_proxy *px);
+
+#endif
