@@ -1,11 +1,68 @@
-/* Placeholder until the tracker is built; replaced by the real command. */
+/* `ferry tracker` (alias rpc_tracker): the RPC tracker, with the options of
+ * TVM's `python -m tvm.exec.rpc_tracker` (spec §9) plus ferry's bounds. */
 #include <stdio.h>
+#include <string.h>
 
+#include "base/log.h"
 #include "cli/commands.h"
+#include "cli/opts.h"
+#include "tracker/tracker.h"
 
 int ferry_cmd_tracker(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "ferry: 'tracker' is not built yet\n");
-  return 2;
+  const char *host = "127.0.0.1", *stop_key = NULL;
+  long port = 9190, port_end = 9199;
+  double frame_timeout = 10;
+  int silent = 0;
+  const ferry_opt opts[] = {
+      {"host", FERRY_OPT_STRING, &host, "HOST",
+       "address to listen on (127.0.0.1; TVM's 0.0.0.0 exposes it to the network)"},
+      {"port", FERRY_OPT_INT, &port, "PORT", "first port tried; 0 = any free port (9190)"},
+      {"port-end", FERRY_OPT_INT, &port_end, "PORT",
+       "end of the port search, exclusive (9199)"},
+      {"silent", FERRY_OPT_FLAG, &silent, NULL, "log warnings and errors only"},
+      {"stop-key", FERRY_OPT_STRING, &stop_key, "KEY",
+       "secret that a STOP request must carry (random and never shown)"},
+      {"frame-timeout", FERRY_OPT_DOUBLE, &frame_timeout, "SECONDS",
+       "drop a peer that starts a message and does not finish it in time (10)"},
+  };
+  const ferry_cmd_spec spec = {
+      "tracker", "[options]",
+      "Run an RPC tracker: servers register their devices by key, clients "
+      "request one and get its address.",
+      opts, (int)(sizeof opts / sizeof opts[0])};
+  int npos = 0;
+  int rc = ferry_opts_parse(&spec, argc, argv, &npos);
+  if (rc)
+    return rc == 1 ? 0 : rc;
+  if (npos > 0) {
+    fprintf(stderr, "ferry tracker: unexpected argument '%s'\n", argv[1]);
+    return 2;
+  }
+  if (port < 0 || port > 65535 || port_end < 0 || port_end > 65536) {
+    fprintf(stderr, "ferry tracker: port out of range\n");
+    return 2;
+  }
+  if (!(frame_timeout > 0) || frame_timeout > 86400) {
+    fprintf(stderr, "ferry tracker: --frame-timeout must be in (0, 86400]\n");
+    return 2;
+  }
+  if (stop_key && strlen(stop_key) > 4096) {
+    fprintf(stderr, "ferry tracker: --stop-key too long\n");
+    return 2;
+  }
+  ferry_log_set_component("tracker");
+  ferry_log_set_level(silent ? FERRY_LOG_WARN : FERRY_LOG_INFO);
+  ferry_tracker_opts o = {host, (int)port, (int)port_end, stop_key, 1,
+                          (int)(frame_timeout * 1000)};
+  ferry_tracker *t;
+  char err[256] = "";
+  rc = ferry_tracker_new(&t, &o, err, sizeof err);
+  if (rc) {
+    fprintf(stderr, "ferry tracker: %s\n", err[0] ? err : ferry_strerror(rc));
+    return 1;
+  }
+  ferry_notice("listening on %s:%d", ferry_tracker_host(t), ferry_tracker_port(t));
+  rc = ferry_tracker_run(t);
+  ferry_tracker_free(t);
+  return rc ? 1 : 0;
 }

@@ -1,0 +1,162 @@
+/* What each tracker request means (tracker-proxy-server.md §4.4): decode,
+ * act on the scheduler or the connection's info, reply. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "tracker/tracker_impl.h"
+
+/* Builds the reply in the tracker's scratch buffer and sends it. */
+static int reply_status(tconn *c, int status) {
+  ferry_buf *b = &c->t->scratch;
+  b->len = 0;
+  int rc = ferry_tracker_encode_status(b, status);
+  return rc ? rc : ferry_tconn_send(c, b->data, b->len);
+}
+
+int ferry_tracker_grant_cb(void *ctx, const ferry_sched_grant *g) {
+  ferry_tracker *t = ctx;
+  tconn *req = ferry_tconn_of_owner(g->requester);
+  tconn *srv = ferry_tconn_of_owner(g->server);
+  if (req->closing)
+    return -1;
+  /* A separate buffer: grants happen while a handler may be using scratch. */
+  ferry_buf b;
+  ferry_buf_init(&b, 3 * FERRY_TRACKER_MAX_KEY + 64);
+  int rc = ferry_tracker_encode_grant(&b, g->addr_json, g->port_json, g->matchkey);
+  if (rc == 0)
+    rc = ferry_tconn_send(req, b.data, b.len);
+  ferry_buf_close(&b);
+  if (rc) {
+    ferry_info("grant of %s to %s failed: %s", g->matchkey, req->name, ferry_strerror(rc));
+    return -1;
+  }
+  (void)t;
+  ferry_info("grant %s (%s, offered by %s) to %s", g->key, g->matchkey, srv->name,
+             req->name);
+  return 0;
+}
+
+static int on_put(tconn *c, ferry_tracker_request *r) {
+  const char *addr = r->addr_json ? r->addr_json : c->ip_json;
+  int rc = ferry_sched_put(&c->t->sched, &c->owner, r->key, r->matchkey, addr,
+                           r->port_json);
+  if (rc) {
+    ferry_tconn_close(c, FERRY_LOG_WARN, "PUT refused: %s (at most %d offers per peer)",
+                      ferry_strerror(rc), FERRY_SCHED_MAX_OFFERS_PER_OWNER);
+    return rc;
+  }
+  ferry_info("register %s (%s, %s:%s) from %s", r->key, r->matchkey, addr, r->port_json,
+             c->name);
+  /* The reply goes after the scheduler ran, as TVM does. */
+  return reply_status(c, 0);
+}
+
+static int on_request(tconn *c, ferry_tracker_request *r) {
+  ferry_info("request %s priority %g from %s", r->key, r->priority, c->name);
+  int rc = ferry_sched_request(&c->t->sched, &c->owner, r->key, r->priority);
+  if (rc)
+    ferry_tconn_close(c, FERRY_LOG_WARN, "REQUEST refused: %s (at most %d waiting per peer)",
+                      ferry_strerror(rc), FERRY_SCHED_MAX_REQUESTS_PER_OWNER);
+  return rc;
+}
+
+static int on_update_info(tconn *c, ferry_tracker_request *r) {
+  if (!c->info && !(c->info = ferry_tracker_info_new())) {
+    ferry_tconn_close(c, FERRY_LOG_WARN, "out of memory");
+    return FERRY_ENOMEM;
+  }
+  int rc = ferry_tracker_info_merge(c->info, r->info, c->ip);
+  if (rc) {
+    ferry_tconn_close(c, FERRY_LOG_WARN, "UPDATE_INFO refused: %s (info limited to %d bytes)",
+                      ferry_strerror(rc), FERRY_TRACKER_MAX_INFO);
+    return rc;
+  }
+  const char *key = ferry_tracker_info_key(c->info);
+  ferry_info("info %s from %s", key ? key : "(no key)", c->name);
+  return reply_status(c, 0);
+}
+
+static int on_summary(tconn *c) {
+  ferry_tracker *t = c->t;
+  size_t nq = ferry_sched_nqueues(&t->sched);
+  ferry_tracker_queue_stat *qs = malloc((nq ? nq : 1) * sizeof *qs);
+  const ferry_tracker_info **servers = malloc((t->nconns ? t->nconns : 1) * sizeof *servers);
+  int rc = FERRY_ENOMEM;
+  if (qs && servers) {
+    ferry_sched_stats(&t->sched, qs);
+    size_t ns = 0;
+    for (tconn *p = t->conns; p; p = p->next) {
+      const char *k = p->info ? ferry_tracker_info_key(p->info) : NULL;
+      if (k && strncmp(k, "server", 6) == 0)
+        servers[ns++] = p->info;
+    }
+    ferry_buf *b = &t->scratch;
+    b->len = 0;
+    rc = ferry_tracker_encode_summary(b, qs, nq, servers, ns);
+    if (rc == 0)
+      rc = ferry_tconn_send(c, b->data, b->len);
+  }
+  free(qs);
+  free(servers);
+  ferry_debug("summary for %s", c->name);
+  if (rc)
+    ferry_tconn_close(c, FERRY_LOG_WARN, "cannot send the summary: %s", ferry_strerror(rc));
+  return rc;
+}
+
+static int on_pending(tconn *c) {
+  const char *keys[FERRY_SCHED_MAX_OFFERS_PER_OWNER];
+  size_t n = ferry_sched_pending(&c->owner, keys, FERRY_SCHED_MAX_OFFERS_PER_OWNER);
+  ferry_buf *b = &c->t->scratch;
+  b->len = 0;
+  int rc = ferry_tracker_encode_pending(b, keys, n);
+  if (rc == 0)
+    rc = ferry_tconn_send(c, b->data, b->len);
+  if (rc)
+    ferry_tconn_close(c, FERRY_LOG_WARN, "cannot send pending keys: %s", ferry_strerror(rc));
+  return rc;
+}
+
+static int on_stop(tconn *c, ferry_tracker_request *r) {
+  if (strcmp(r->stop_key, c->t->stop_key) != 0) {
+    ferry_warn("STOP with a wrong key from %s", c->name);
+    return reply_status(c, -1);
+  }
+  int rc = reply_status(c, 0);
+  ferry_notice("STOP from %s", c->name);
+  /* Let the reply reach the sender, then stop everything. */
+  ferry_tconn_close_after_flush(c);
+  ferry_tracker_stop(c->t, "STOP request");
+  return rc ? rc : FERRY_ECLOSED;
+}
+
+int ferry_tracker_handle(tconn *c, const uint8_t *body, size_t len) {
+  ferry_tracker_request r;
+  char err[200] = "";
+  int rc = ferry_tracker_request_decode(body, len, &r, err, sizeof err);
+  if (rc == FERRY_EUNSUPPORTED) {
+    ferry_tconn_close(c, FERRY_LOG_WARN, "unknown tracker code %d", r.code);
+    ferry_tracker_request_close(&r);
+    return rc;
+  }
+  if (rc) {
+    ferry_tconn_close(c, FERRY_LOG_WARN, "malformed message: %s", err);
+    return rc;
+  }
+  switch (r.code) {
+  case FERRY_TRACKER_PUT: rc = on_put(c, &r); break;
+  case FERRY_TRACKER_REQUEST: rc = on_request(c, &r); break;
+  case FERRY_TRACKER_UPDATE_INFO: rc = on_update_info(c, &r); break;
+  case FERRY_TRACKER_SUMMARY: rc = on_summary(c); break;
+  case FERRY_TRACKER_GET_PENDING_MATCHKEYS: rc = on_pending(c); break;
+  case FERRY_TRACKER_PING: rc = reply_status(c, 0); break;
+  case FERRY_TRACKER_STOP: rc = on_stop(c, &r); break;
+  default: rc = FERRY_EUNSUPPORTED; break;
+  }
+  ferry_tracker_request_close(&r);
+  if (rc && !c->closing)
+    ferry_tconn_close(c, FERRY_LOG_INFO, "cannot reply: %s", ferry_strerror(rc));
+  return rc;
+}

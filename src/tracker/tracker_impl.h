@@ -1,0 +1,95 @@
+/* Internals shared by the tracker's files (tracker.c: lifecycle and
+ * accept; conn.c: one peer's bytes; handlers.c: one request's meaning). */
+#ifndef FERRY_TRACKER_IMPL_H
+#define FERRY_TRACKER_IMPL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "tracker/scheduler.h"
+#include "tracker/tracker.h"
+#include "wire/frame.h"
+#include "wire/tracker_msg.h"
+
+/* Per-connection output above which we stop reading (and processing) that
+ * peer's requests until its socket drains below the low mark: a peer that
+ * sends SUMMARY requests and never reads cannot make the tracker buffer
+ * replies without bound. */
+#define FERRY_TRACKER_OUT_HIGH (4u << 20)
+#define FERRY_TRACKER_OUT_LOW (1u << 20)
+/* Bytes handed to one read: small enough that the frame reader always has
+ * room for them (see conn_alloc_cb), large enough for throughput. */
+#define FERRY_TRACKER_READ_CHUNK (32u << 10)
+/* All peers' partly received frames together may hold at most this much. */
+#define FERRY_TRACKER_MAX_BUFFERED (256u << 20)
+/* Accepts per wake-up of the listening socket (bounded work). */
+#define FERRY_TRACKER_ACCEPTS_PER_WAKE 64
+
+typedef struct tconn tconn;
+
+struct ferry_tracker {
+  uv_loop_t loop;
+  uv_poll_t listen_poll; /* we accept(2) ourselves so errors can back off */
+  int listen_fd;
+  int listen_active;
+  uv_timer_t accept_backoff;
+  int backoff_ms;
+  uv_timer_t tick; /* 1 s: incomplete-frame deadlines */
+  uv_signal_t sigint, sigterm;
+  int handle_signals;
+  int stopping;
+  char host[64];
+  int port;
+  char stop_key[FERRY_TRACKER_MAX_KEY + 1];
+  int frame_timeout_ms;
+  ferry_sched sched;
+  tconn *conns, *conns_tail; /* doubly linked, in accept order */
+  size_t nconns;
+  size_t buffered; /* bytes held by all frame readers */
+  uint64_t next_id;
+  uint8_t readbuf[FERRY_TRACKER_READ_CHUNK]; /* shared: one thread */
+  ferry_buf scratch; /* reply building, reused */
+};
+
+struct tconn {
+  uv_tcp_t tcp; /* first: handle->data is not needed */
+  ferry_tracker *t;
+  tconn *prev, *next;
+  ferry_sched_owner owner;
+  ferry_frame_reader rd;
+  size_t rd_held;               /* bytes this reader counts in t->buffered */
+  ferry_tracker_info *info;     /* NULL until UPDATE_INFO */
+  char ip[48];                  /* peer IP text */
+  char ip_json[64];             /* the same as a JSON string literal */
+  char name[64];                /* "ip:port" for log lines */
+  int closing;                  /* uv_close requested */
+  int paused;                   /* reading stopped for back-pressure */
+  int magic_done;
+  int64_t partial_since_ms;     /* when an incomplete frame started; 0 none */
+};
+
+#define ferry_tconn_of_owner(o) ferry_container_of(o, tconn, owner)
+
+/* conn.c */
+void ferry_tconn_accept(ferry_tracker *t, int fd);
+/* Closes the connection (idempotent); reason is logged at `level`
+ * (enum ferry_log_level).  Its offers and requests are released at once. */
+void ferry_tconn_close(tconn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Closes after queued output is written (STOP's reply). */
+void ferry_tconn_close_after_flush(tconn *c);
+/* Queues one frame (i32le length + body); 0 or a FERRY_E* code. */
+int ferry_tconn_send(tconn *c, const void *body, size_t len);
+
+/* handlers.c */
+/* Handles one request frame.  Returns 0, or an error after which the caller
+ * closes the connection (the reason already logged). */
+int ferry_tracker_handle(tconn *c, const uint8_t *body, size_t len);
+int ferry_tracker_grant_cb(void *ctx, const ferry_sched_grant *g);
+
+/* tracker.c */
+void ferry_tracker_stop(ferry_tracker *t, const char *why);
+
+#endif
