@@ -60,6 +60,13 @@ void ferry_obj_retain(ferry_obj *o);
 /* Drops one reference; NULL is ignored. */
 void ferry_obj_release(ferry_obj *o);
 
+/* Objects of type FERRY_OBJ_OTHER start with this header, so that a
+ * function receiving one can check what it is before using it. */
+typedef struct ferry_other {
+  ferry_obj base;
+  const char *type_key; /* static string, e.g. "runtime.ParamMap" */
+} ferry_other;
+
 struct ferry_rt;
 
 /* One invocation.  The callee reads args (borrowed for the call), writes

@@ -15,6 +15,10 @@ typedef struct ferry_rt_options {
   const char *work_dir;      /* session folder; file functions are confined to it */
   const char *const *preload; /* --load-library paths, NULL-terminated; may be NULL */
   int num_threads;           /* 0: TVM_NUM_THREADS or the core count */
+  /* > 0: register tvm.rpc.server.GetCRTMaxPacketSize returning this value,
+   * so that clients chunk their copies; 0: leave it unregistered (what
+   * TVM's servers do, and what the golden recordings show). */
+  int64_t max_packet_size;
 } ferry_rt_options;
 
 /* Creates a runtime.  On failure *out is NULL and err says why. */

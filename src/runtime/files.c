@@ -1,0 +1,328 @@
+/* The file functions of the RPC server (spec rpc-session.md 4.2), confined
+ * to the session's work folder.
+ *
+ * A client name is relative to the work folder; absolute names, ".."
+ * components and embedded NULs are refused, and every component is opened
+ * with O_NOFOLLOW from the work folder down, so a symbolic link cannot
+ * lead outside it either. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/rt_internal.h"
+
+#define NAME_MAX_LEN 1024
+
+/* Checks a client-supplied name; allow_empty: "" names the folder itself. */
+static int check_name(ferry_call *c, const char *fname, int i, int allow_empty,
+                      const char **out) {
+  const char *unvalidated_name;
+  int rc = ferry_arg_str(c, fname, i, &unvalidated_name);
+  if (rc)
+    return rc;
+  size_t len = c->args[i].v.str.len;
+  if (c->rt->work_dir == NULL)
+    return ferry_err_set(c->err, FERRY_ESTATE, "%s: this session has no work folder", fname);
+  if (strlen(unvalidated_name) != len)
+    return ferry_err_set(c->err, FERRY_EINVAL, "%s: file name contains a NUL byte", fname);
+  if (len > NAME_MAX_LEN)
+    return ferry_err_set(c->err, FERRY_ETOOBIG, "%s: file name is longer than %d bytes", fname,
+                         NAME_MAX_LEN);
+  if (len == 0 && !allow_empty)
+    return ferry_err_set(c->err, FERRY_EINVAL, "%s: empty file name", fname);
+  if (unvalidated_name[0] == '/')
+    return ferry_err_set(c->err, FERRY_EPERM,
+                         "%s: absolute path '%s' refused: names are relative to the session "
+                         "folder",
+                         fname, unvalidated_name);
+  for (const char *p = unvalidated_name; *p;) {
+    const char *end = strchr(p, '/');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == 2 && p[0] == '.' && p[1] == '.')
+      return ferry_err_set(c->err, FERRY_EPERM,
+                           "%s: path '%s' refused: '..' may not leave the session folder",
+                           fname, unvalidated_name);
+    p += n;
+    while (*p == '/')
+      p++;
+  }
+  *out = unvalidated_name;
+  return FERRY_OK;
+}
+
+/* Opens name below the work folder without following symbolic links.
+ * flags apply to the last component; returns an fd or -1 with errno. */
+static int open_below(const char *work_dir, const char *name, int flags, mode_t mode) {
+  int dir = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return -1;
+  char comp[NAME_MAX_LEN + 1];
+  const char *p = name;
+  while (*p == '/')
+    p++;
+  for (;;) {
+    const char *end = strchr(p, '/');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    memcpy(comp, p, n);
+    comp[n] = 0;
+    const char *q = p + n;
+    while (*q == '/')
+      q++;
+    if (*q == 0) { /* last component */
+      int fd = n == 0 ? dup(dir) : openat(dir, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+      int saved = errno;
+      close(dir);
+      errno = saved;
+      return fd;
+    }
+    int next = openat(dir, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int saved = errno;
+    close(dir);
+    if (next < 0) {
+      errno = saved;
+      return -1;
+    }
+    dir = next;
+    p = q;
+  }
+}
+
+static int full_path(ferry_call *c, const char *name, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%s%s%s", c->rt->work_dir, name[0] ? "/" : "", name);
+  if (n < 0 || (size_t)n >= cap)
+    return ferry_err_set(c->err, FERRY_ETOOBIG, "path too long");
+  return FERRY_OK;
+}
+
+static int upload_fn(ferry_call *c) {
+  const char *name, *data;
+  size_t len;
+  int rc = ferry_arg_count(c, "upload", 2, 2);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "upload", 0, 0, &name);
+  if (rc == FERRY_OK)
+    rc = ferry_arg_bytes(c, "upload", 1, &data, &len);
+  if (rc)
+    return rc;
+  int fd = open_below(c->rt->work_dir, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    return ferry_err_set(c->err, FERRY_EIO, "Cannot open %s for writing: %s", name,
+                         strerror(errno));
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      int saved = errno;
+      close(fd);
+      return ferry_err_set(c->err, FERRY_EIO, "write to %s failed: %s", name, strerror(saved));
+    }
+    done += (size_t)n;
+  }
+  if (close(fd) != 0)
+    return ferry_err_set(c->err, FERRY_EIO, "write to %s failed: %s", name, strerror(errno));
+  return FERRY_OK;
+}
+
+/* Reads a whole file below the work folder into the call's result. */
+static int read_into_result(ferry_call *c, const char *name) {
+  char path[PATH_MAX];
+  int rc = full_path(c, name, path, sizeof path);
+  if (rc)
+    return rc;
+  int fd = open_below(c->rt->work_dir, name, O_RDONLY, 0);
+  if (fd < 0)
+    return ferry_err_set(c->err, FERRY_EIO, "Cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return ferry_err_set(c->err, FERRY_EIO, "Cannot open %s: not a regular file", path);
+  }
+  if ((uint64_t)st.st_size > FERRY_RT_MAX_FILE || (uint64_t)st.st_size >= c->ret_storage.max) {
+    close(fd);
+    return ferry_err_set(c->err, FERRY_ETOOBIG, "%s is too large to send (%lld bytes)", path,
+                         (long long)st.st_size);
+  }
+  size_t size = (size_t)st.st_size;
+  c->ret_storage.len = 0;
+  uint8_t *dst = ferry_buf_reserve(&c->ret_storage, size + 1);
+  if (dst == NULL) {
+    close(fd);
+    return ferry_err_set(c->err, FERRY_ENOMEM, "out of memory reading %s", path);
+  }
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = read(fd, dst + done, size - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break; /* the file shrank: send what is there */
+    done += (size_t)n;
+  }
+  close(fd);
+  dst[done] = 0;
+  ferry_buf_commit(&c->ret_storage, done);
+  c->ret.kind = FERRY_KIND_BYTES;
+  c->ret.v.str.data = (const char *)c->ret_storage.data;
+  c->ret.v.str.len = done;
+  return FERRY_OK;
+}
+
+static int download_fn(ferry_call *c) {
+  const char *name;
+  int rc = ferry_arg_count(c, "download", 1, 1);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "download", 0, 0, &name);
+  return rc ? rc : read_into_result(c, name);
+}
+
+static int remove_fn(ferry_call *c) {
+  const char *name;
+  int rc = ferry_arg_count(c, "remove", 1, 1);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "remove", 0, 1, &name);
+  if (rc)
+    return rc;
+  if (name[0] == 0)
+    return FERRY_OK; /* meta-schedule removes "" */
+  /* Resolve the parent without following links, then unlink the entry. */
+  const char *slash = strrchr(name, '/');
+  int dir;
+  if (slash) {
+    char parent[NAME_MAX_LEN + 1];
+    memcpy(parent, name, (size_t)(slash - name));
+    parent[slash - name] = 0;
+    dir = open_below(c->rt->work_dir, parent, O_RDONLY | O_DIRECTORY, 0);
+  } else {
+    dir = open(c->rt->work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  const char *base = slash ? slash + 1 : name;
+  /* Like TVM's server, a file that is not there is not an error. */
+  if (dir >= 0) {
+    if (*base && unlinkat(dir, base, 0) != 0 && errno == EISDIR)
+      (void)unlinkat(dir, base, AT_REMOVEDIR);
+    close(dir);
+  }
+  return FERRY_OK;
+}
+
+static int listdir_fn(ferry_call *c) {
+  const char *name;
+  int rc = ferry_arg_count(c, "listdir", 1, 1);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "listdir", 0, 1, &name);
+  if (rc)
+    return rc;
+  char path[PATH_MAX];
+  if ((rc = full_path(c, name, path, sizeof path)))
+    return rc;
+  int fd = open_below(c->rt->work_dir, name, O_RDONLY | O_DIRECTORY, 0);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    int saved = errno;
+    if (fd >= 0)
+      close(fd);
+    return ferry_err_set(c->err, FERRY_EIO, "Cannot open directory %s: %s", path,
+                         strerror(saved));
+  }
+  ferry_buf out;
+  ferry_buf_init(&out, FERRY_RT_MAX_FILE);
+  size_t plen = strlen(path);
+  const char *sep = plen && path[plen - 1] == '/' ? "" : "/";
+  struct dirent *ent;
+  rc = FERRY_OK;
+  while (rc == FERRY_OK && (ent = readdir(d)) != NULL) {
+    if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+      continue;
+    rc = ferry_buf_printf(&out, "%s%s%s,", path, sep, ent->d_name);
+  }
+  closedir(d);
+  if (rc == FERRY_OK)
+    rc = ferry_call_return_str(c, out.data ? (const char *)out.data : "", out.len);
+  else
+    rc = ferry_err_set(c->err, rc, "listdir %s: listing too large", path);
+  ferry_buf_close(&out);
+  return rc;
+}
+
+static int workpath_fn(ferry_call *c) {
+  const char *name;
+  int rc = ferry_arg_count(c, "workpath", 1, 1);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "workpath", 0, 1, &name);
+  if (rc)
+    return rc;
+  char path[PATH_MAX];
+  if ((rc = full_path(c, name, path, sizeof path)))
+    return rc;
+  return ferry_call_return_str(c, path, strlen(path));
+}
+
+static int has_suffix(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* Validated name -> name of a loadable shared library (linking .o/.tar
+ * would need a compiler on the device, which ferry does not assume). */
+static int linked_name(ferry_call *c, const char *fname, const char *name) {
+  if (has_suffix(name, ".o") || has_suffix(name, ".tar"))
+    return ferry_err_set(c->err, FERRY_EUNSUPPORTED,
+                         "%s %s: linking object files or .tar archives on the server is not "
+                         "supported; export the library as a .so on the host",
+                         fname, name);
+  return FERRY_OK;
+}
+
+static int load_module_fn(ferry_call *c) {
+  const char *name;
+  int rc = ferry_arg_count(c, "load_module", 1, 1);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "load_module", 0, 0, &name);
+  if (rc == FERRY_OK)
+    rc = linked_name(c, "load_module", name);
+  if (rc)
+    return rc;
+  char path[PATH_MAX];
+  if ((rc = full_path(c, name, path, sizeof path)))
+    return rc;
+  /* Refuse a path through a symbolic link before handing it to dlopen. */
+  int fd = open_below(c->rt->work_dir, name, O_RDONLY, 0);
+  if (fd < 0)
+    return ferry_err_set(c->err, FERRY_EIO, "cannot load %s: %s", name, strerror(errno));
+  close(fd);
+  ferry_module *m = NULL;
+  rc = ferry_library_load(c->rt, path, &m, c->err);
+  if (rc)
+    return rc;
+  ferry_call_return_obj(c, FERRY_KIND_MODULE, &m->base);
+  return FERRY_OK;
+}
+
+static int download_linked_fn(ferry_call *c) {
+  const char *name;
+  int rc = ferry_arg_count(c, "download_linked_module", 1, 1);
+  if (rc == FERRY_OK)
+    rc = check_name(c, "download_linked_module", 0, 0, &name);
+  if (rc == FERRY_OK)
+    rc = linked_name(c, "download_linked_module", name);
+  return rc ? rc : read_into_result(c, name);
+}
+
+const struct ferry_builtin ferry_files_builtins[] = {
+    {"tvm.rpc.server.upload", upload_fn},
+    {"tvm.rpc.server.download", download_fn},
+    {"tvm.rpc.server.remove", remove_fn},
+    {"tvm.rpc.server.listdir", listdir_fn},
+    {"tvm.rpc.server.workpath", workpath_fn},
+    {"tvm.rpc.server.load_module", load_module_fn},
+    {"tvm.rpc.server.download_linked_module", download_linked_fn},
+    {NULL, NULL},
+};
