@@ -10,7 +10,13 @@
   XX(tracker, "rpc_tracker", "run an RPC tracker (device queues by key)")     \
   XX(query, "query_rpc_tracker", "show a tracker's servers and queues")       \
   XX(proxy, "rpc_proxy", "run an RPC proxy for devices the host cannot reach") \
-  XX(server, "rpc_server", "run a device RPC server")
+  XX(server, "rpc_server", "run a device RPC server")                         \
+  XX(run, NULL, "upload a library, call a function on .npy tensors")          \
+  XX(time, NULL, "time a function of a library on a remote server")           \
+  XX(upload, NULL, "upload files to a remote session folder")                 \
+  XX(download, NULL, "download a file from a remote session folder")          \
+  XX(ls, NULL, "list a remote session folder")                                \
+  XX(rm, NULL, "remove files from a remote session folder")
 
 #define FERRY_COMMAND_DECL_(name, alias, summary)                             \
   int ferry_cmd_##name(int argc, char **argv);

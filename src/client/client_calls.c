@@ -133,7 +133,9 @@ int ferry_client_get_function(ferry_client *c, const char *name, ferry_remote **
     return client_fail(c, FERRY_ENOTFOUND, "Module has no function '%s'", name);
   ferry_remote *r = client_remote_new(c, FERRY_KIND_FUNC, h);
   if (!r) {
-    (void)client_free_handle(c, h, FERRY_KIND_FUNC);
+    if (client_free_handle(c, h, FERRY_KIND_FUNC) != 0) {
+      /* best effort: the session is ending or the object is lost anyway */
+    }
     return FERRY_ENOMEM;
   }
   *f = r;
@@ -160,7 +162,9 @@ static int wrap_return(ferry_client *c, const ferry_rpc_return *rr, ferry_result
     }
     ferry_remote *r = client_remote_new(c, rr->value.kind, rr->value.v.handle);
     if (!r) {
-      (void)client_free_handle(c, rr->value.v.handle, rr->value.kind);
+      if (client_free_handle(c, rr->value.v.handle, rr->value.kind) != 0) {
+        /* best effort: the session is ending or the object is lost anyway */
+      }
       return FERRY_ENOMEM;
     }
     if (rr->value.kind == FERRY_KIND_NDARRAY) {

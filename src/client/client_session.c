@@ -207,11 +207,15 @@ void ferry_client_close(ferry_client *c) {
     (void)ferry_client_release(c, c->live.prev);
   for (int g = 0; g < CG_COUNT; g++)
     if (c->global[g] && !c->broken)
-      (void)client_free_handle(c, c->global[g], FERRY_KIND_FUNC);
+      if (client_free_handle(c, c->global[g], FERRY_KIND_FUNC) != 0) {
+        /* best effort: the session is ending or the object is lost anyway */
+      }
   if (!c->broken && c->fd >= 0) {
     size_t mark;
     if (client_packet_begin(c, FERRY_RPC_SHUTDOWN, &mark) == 0)
-      (void)client_send_only(c, mark);
+      if (client_send_only(c, mark) != 0) {
+        /* best effort: the session is ending or the object is lost anyway */
+      }
   }
   client_free(c);
 }
