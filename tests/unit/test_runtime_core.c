@@ -1,0 +1,341 @@
+/* Runtime core: allocation table and range checks, NDArrays, device
+ * attributes, the registry, and the file functions' confinement. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "runtime/rt_internal.h"
+
+struct fixture {
+  char dir[64];
+  ferry_rt *rt;
+};
+
+static int setup(void **state) {
+  struct fixture *f = calloc(1, sizeof *f);
+  strcpy(f->dir, "/tmp/ferry_rt_core_XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  ferry_rt_options opt = {.work_dir = f->dir, .num_threads = 2};
+  ferry_err err;
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_open(&f->rt, &opt, &err), 0);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fixture *f = *state;
+  ferry_rt_close(f->rt);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+  assert_int_equal(system(cmd), 0);
+  free(f);
+  return 0;
+}
+
+/* Calls global `name` with args; returns the rc, result in c (caller closes). */
+static int call_global(ferry_rt *rt, const char *name, const ferry_value *args, int n,
+                       ferry_call *c, ferry_err *err) {
+  ferry_func *fn;
+  ferry_err_clear(err);
+  int rc = ferry_rt_get_global(rt, name, &fn);
+  assert_int_equal(rc, 0);
+  ferry_call_init(c, rt, args, n, err, 1 << 24);
+  rc = ferry_func_call(fn, c);
+  ferry_obj_release(&fn->base);
+  return rc;
+}
+
+static ferry_value str(const char *s) {
+  ferry_value v = {.kind = FERRY_KIND_STR};
+  v.v.str.data = s;
+  v.v.str.len = strlen(s);
+  return v;
+}
+
+static void alloc_and_ranges(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_err_clear(&err);
+  DLDevice cpu = {kDLCPU, 0};
+  DLDataType f32 = {kDLFloat, 32, 1};
+  void *a = NULL, *b = NULL;
+  assert_int_equal(ferry_rt_alloc(f->rt, cpu, 100, 0, f32, &a, &err), 0);
+  assert_int_equal((uintptr_t)a % 64, 0);
+  assert_int_equal(ferry_rt_alloc(f->rt, cpu, 4096, 128, f32, &b, &err), 0);
+  assert_int_equal((uintptr_t)b % 128, 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, a, 100, &err), 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, (char *)a + 40, 60, &err), 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, (char *)a + 40, 61, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_check_range(f->rt, (char *)b - 1, 1, &err) == 0 &&
+                       (char *)b - 1 >= (char *)a + 100,
+                   0);
+  ferry_err_clear(&err);
+  int stack_var;
+  assert_int_equal(ferry_rt_check_range(f->rt, &stack_var, 4, &err), FERRY_EBADHANDLE);
+  assert_non_null(strstr(err.msg, "not inside a live allocation"));
+  ferry_err_clear(&err);
+  /* A huge length must not wrap around. */
+  assert_int_equal(ferry_rt_check_range(f->rt, a, UINT64_MAX, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  /* Bad alignment, device and sizes. */
+  void *c = NULL;
+  assert_int_equal(ferry_rt_alloc(f->rt, cpu, 8, 100, f32, &c, &err), FERRY_EINVAL);
+  ferry_err_clear(&err);
+  DLDevice gpu = {kDLCUDA, 0};
+  assert_int_equal(ferry_rt_alloc(f->rt, gpu, 8, 64, f32, &c, &err), FERRY_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "device type 2"));
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_alloc(f->rt, cpu, 1ull << 62, 64, f32, &c, &err), FERRY_ETOOBIG);
+  ferry_err_clear(&err);
+  /* Free, then the range is gone and a second free is refused. */
+  assert_int_equal(ferry_rt_free(f->rt, cpu, a, &err), 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, a, 1, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_free(f->rt, cpu, a, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_free(f->rt, cpu, (char *)b + 64, &err), FERRY_EBADHANDLE);
+  /* b stays allocated: ferry_rt_close must free it (LeakSanitizer). */
+}
+
+static void tensor_alloc_and_copy(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_err_clear(&err);
+  int64_t shape[2] = {3, 4};
+  DLTensor t = {.device = {kDLCPU, 0}, .ndim = 2, .dtype = {kDLFloat, 32, 1}, .shape = shape};
+  void *p;
+  assert_int_equal(ferry_rt_alloc_tensor(f->rt, &t, NULL, &p, &err), 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, p, 48, &err), 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, p, 49, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_alloc_tensor(f->rt, &t, "texture", &p, &err), FERRY_EUNSUPPORTED);
+  ferry_err_clear(&err);
+  int64_t neg[1] = {-1};
+  DLTensor bad = {.device = {kDLCPU, 0}, .ndim = 1, .dtype = {kDLFloat, 32, 1}, .shape = neg};
+  assert_int_equal(ferry_rt_alloc_tensor(f->rt, &bad, "", &p, &err), FERRY_ERANGE);
+  ferry_err_clear(&err);
+  int64_t huge[2] = {INT64_MAX, 4};
+  bad.shape = huge;
+  bad.ndim = 2;
+  assert_int_equal(ferry_rt_alloc_tensor(f->rt, &bad, "global", &p, &err), FERRY_ERANGE);
+  ferry_err_clear(&err);
+
+  ferry_ndarray *x, *y;
+  DLDevice cpu = {kDLCPU, 0};
+  assert_int_equal(ferry_ndarray_new(f->rt, 2, shape, t.dtype, cpu, &x, &err), 0);
+  assert_int_equal(ferry_ndarray_new(f->rt, 2, shape, t.dtype, cpu, &y, &err), 0);
+  for (int i = 0; i < 12; i++)
+    ((float *)x->tensor.data)[i] = (float)i;
+  assert_int_equal(ferry_rt_copy_tensor(f->rt, &x->tensor, &y->tensor, &err), 0);
+  assert_memory_equal(x->tensor.data, y->tensor.data, 48);
+  int64_t other[1] = {5};
+  ferry_ndarray *z;
+  assert_int_equal(ferry_ndarray_new(f->rt, 1, other, t.dtype, cpu, &z, &err), 0);
+  assert_int_equal(ferry_rt_copy_tensor(f->rt, &x->tensor, &z->tensor, &err), FERRY_EINVAL);
+  void *xd = x->tensor.data;
+  ferry_obj_release(&x->base);
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_check_range(f->rt, xd, 1, &err), FERRY_EBADHANDLE);
+  ferry_obj_release(&y->base);
+  ferry_obj_release(&z->base);
+}
+
+static void device_attrs(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_err_clear(&err);
+  ferry_value v;
+  DLDevice cpu = {kDLCPU, 0}, gpu = {kDLCUDA, 0};
+  assert_int_equal(ferry_rt_dev_attr(f->rt, cpu, 0, &v, NULL, &err), 0);
+  assert_int_equal(v.kind, FERRY_KIND_INT);
+  assert_int_equal(v.v.i, 1);
+  assert_int_equal(ferry_rt_dev_attr(f->rt, gpu, 0, &v, NULL, &err), 0);
+  assert_int_equal(v.v.i, 0);
+  assert_int_equal(ferry_rt_dev_attr(f->rt, cpu, 14, &v, NULL, &err), 0);
+  assert_int_equal(v.kind, FERRY_KIND_INT);
+  assert_true(v.v.i > 0);
+  assert_int_equal(ferry_rt_dev_attr(f->rt, cpu, 5, &v, NULL, &err), 0);
+  assert_int_equal(v.kind, FERRY_KIND_NONE);
+  assert_int_equal(ferry_rt_dev_attr(f->rt, gpu, 1, &v, NULL, &err), FERRY_EUNSUPPORTED);
+}
+
+static void registry(void **state) {
+  struct fixture *f = *state;
+  ferry_func *fn;
+  const char *names[] = {"tvm.rpc.server.upload", "tvm.rpc.server.download",
+                         "tvm.rpc.server.remove", "tvm.rpc.server.listdir",
+                         "tvm.rpc.server.workpath", "tvm.rpc.server.load_module",
+                         "tvm.rpc.server.download_linked_module",
+                         "tvm.rpc.server.ModuleGetFunction", "tvm.rpc.server.ImportModule",
+                         "runtime.SystemLib", "runtime.RPCTimeEvaluator",
+                         "runtime.ModuleGetFunction", "cache_flush_cpu_non_first_arg",
+                         "tvm.contrib.random.random_fill", "runtime.SaveParams",
+                         "runtime.LoadParams"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    assert_int_equal(ferry_rt_get_global(f->rt, names[i], &fn), 0);
+    ferry_obj_release(&fn->base);
+  }
+  assert_int_equal(ferry_rt_get_global(f->rt, "no.such.global", &fn), FERRY_ENOTFOUND);
+  /* Not registered unless the options ask for it (TVM's servers lack it). */
+  assert_int_equal(ferry_rt_get_global(f->rt, "tvm.rpc.server.GetCRTMaxPacketSize", &fn),
+                   FERRY_ENOTFOUND);
+}
+
+static void max_packet_size_option(void **state) {
+  (void)state;
+  ferry_rt_options opt = {.max_packet_size = 65536};
+  ferry_rt *rt;
+  ferry_err err;
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_open(&rt, &opt, &err), 0);
+  ferry_call c;
+  assert_int_equal(call_global(rt, "tvm.rpc.server.GetCRTMaxPacketSize", NULL, 0, &c, &err), 0);
+  assert_int_equal(c.ret.kind, FERRY_KIND_INT);
+  assert_int_equal(c.ret.v.i, 65536);
+  ferry_call_close(&c);
+  ferry_rt_close(rt);
+}
+
+static void files_roundtrip(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_call c;
+  ferry_value up[2] = {str("hello.txt"), {.kind = FERRY_KIND_BYTES}};
+  up[1].v.str.data = "hello ferry\n";
+  up[1].v.str.len = 12;
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.upload", up, 2, &c, &err), 0);
+  assert_int_equal(c.ret.kind, FERRY_KIND_NONE);
+  ferry_call_close(&c);
+
+  ferry_value name = str("hello.txt");
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.download", &name, 1, &c, &err), 0);
+  assert_int_equal(c.ret.kind, FERRY_KIND_BYTES);
+  assert_int_equal(c.ret.v.str.len, 12);
+  assert_memory_equal(c.ret.v.str.data, "hello ferry\n", 12);
+  ferry_call_close(&c);
+
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.workpath", &name, 1, &c, &err), 0);
+  assert_int_equal(c.ret.kind, FERRY_KIND_STR);
+  char expect[256];
+  char *real = realpath(f->dir, NULL);
+  snprintf(expect, sizeof expect, "%s/hello.txt", real);
+  assert_string_equal(c.ret.v.str.data, expect);
+  ferry_call_close(&c);
+
+  ferry_value dot = str("");
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.listdir", &dot, 1, &c, &err), 0);
+  snprintf(expect, sizeof expect, "%s/hello.txt,", real);
+  assert_string_equal(c.ret.v.str.data, expect);
+  ferry_call_close(&c);
+  free(real);
+
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.remove", &name, 1, &c, &err), 0);
+  ferry_call_close(&c);
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.download", &name, 1, &c, &err), FERRY_EIO);
+  assert_non_null(strstr(err.msg, "Cannot open"));
+  assert_non_null(strstr(err.msg, "hello.txt"));
+  ferry_call_close(&c);
+  /* remove of a missing file and of "" are not errors (as in TVM). */
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.remove", &name, 1, &c, &err), 0);
+  ferry_call_close(&c);
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.remove", &dot, 1, &c, &err), 0);
+  ferry_call_close(&c);
+}
+
+static void files_confined(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_call c;
+  const char *bad[] = {"/etc/passwd", "../x", "a/../../x", "..", "sub/.."};
+  const char *fns[] = {"tvm.rpc.server.upload", "tvm.rpc.server.download",
+                       "tvm.rpc.server.remove", "tvm.rpc.server.listdir",
+                       "tvm.rpc.server.load_module", "tvm.rpc.server.workpath"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (size_t j = 0; j < sizeof fns / sizeof fns[0]; j++) {
+      ferry_value a[2] = {str(bad[i]), {.kind = FERRY_KIND_BYTES}};
+      a[1].v.str.data = "x";
+      a[1].v.str.len = 1;
+      int n = strcmp(fns[j], "tvm.rpc.server.upload") == 0 ? 2 : 1;
+      assert_int_equal(call_global(f->rt, fns[j], a, n, &c, &err), FERRY_EPERM);
+      assert_true(strstr(err.msg, "absolute path") || strstr(err.msg, "'..'"));
+      ferry_call_close(&c);
+    }
+  /* An embedded NUL. */
+  ferry_value nul = {.kind = FERRY_KIND_STR};
+  nul.v.str.data = "a\0b";
+  nul.v.str.len = 3;
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.download", &nul, 1, &c, &err), FERRY_EINVAL);
+  ferry_call_close(&c);
+  /* A symbolic link inside the folder that points outside is not followed. */
+  char link[128];
+  snprintf(link, sizeof link, "%s/escape", f->dir);
+  assert_int_equal(symlink("/etc", link), 0);
+  ferry_value through = str("escape/passwd");
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.download", &through, 1, &c, &err),
+                   FERRY_EIO);
+  ferry_call_close(&c);
+  snprintf(link, sizeof link, "%s/hosts", f->dir);
+  assert_int_equal(symlink("/etc/hosts", link), 0);
+  ferry_value direct = str("hosts");
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.download", &direct, 1, &c, &err),
+                   FERRY_EIO);
+  ferry_call_close(&c);
+  /* Wrong argument types are errors, not crashes. */
+  ferry_value i = {.kind = FERRY_KIND_INT};
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.download", &i, 1, &c, &err), FERRY_ETYPE);
+  ferry_call_close(&c);
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.upload", &direct, 1, &c, &err),
+                   FERRY_EINVAL);
+  ferry_call_close(&c);
+}
+
+static void random_fill_checks_range(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_call c;
+  int64_t shape[1] = {1000};
+  ferry_ndarray *nd;
+  DLDevice cpu = {kDLCPU, 0};
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_ndarray_new(f->rt, 1, shape, (DLDataType){kDLFloat, 32, 1}, cpu, &nd, &err),
+                   0);
+  ferry_value a = {.kind = FERRY_KIND_TENSOR, .v.tensor = &nd->tensor};
+  assert_int_equal(call_global(f->rt, "tvm.contrib.random.random_fill", &a, 1, &c, &err), 0);
+  ferry_call_close(&c);
+  float *p = nd->tensor.data;
+  for (int i = 0; i < 1000; i++)
+    assert_true(p[i] >= 1.0f && p[i] < 10.0f);
+  /* A tensor whose data is not ours is refused before it is touched. */
+  float local[4];
+  DLTensor fake = nd->tensor;
+  fake.data = local;
+  a.v.tensor = &fake;
+  assert_int_equal(call_global(f->rt, "tvm.contrib.random.random_fill", &a, 1, &c, &err),
+                   FERRY_EBADHANDLE);
+  ferry_call_close(&c);
+  ferry_obj_release(&nd->base);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(alloc_and_ranges, setup, teardown),
+      cmocka_unit_test_setup_teardown(tensor_alloc_and_copy, setup, teardown),
+      cmocka_unit_test_setup_teardown(device_attrs, setup, teardown),
+      cmocka_unit_test_setup_teardown(registry, setup, teardown),
+      cmocka_unit_test_setup_teardown(max_packet_size_option, setup, teardown),
+      cmocka_unit_test_setup_teardown(files_roundtrip, setup, teardown),
+      cmocka_unit_test_setup_teardown(files_confined, setup, teardown),
+      cmocka_unit_test_setup_teardown(random_fill_checks_range, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
