@@ -44,13 +44,50 @@ static void close_handles(pconn *c) {
     uv_close((uv_handle_t *)&c->timer, handle_closed_cb);
 }
 
+/* Read-sized chunks are recycled through a small pool: a relay at wire
+ * speed would otherwise malloc and free 64 KiB per read. */
+static wchunk *chunk_new(ferry_proxy *px, size_t payload) {
+  if (payload <= PX_READ_CHUNK && px->pool) {
+    wchunk *w = px->pool;
+    px->pool = w->next_free;
+    px->npool--;
+    return w;
+  }
+  size_t cap = payload <= PX_READ_CHUNK ? PX_READ_CHUNK : payload;
+  wchunk *w = malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + cap);
+  if (w)
+    w->cap = cap;
+  return w;
+}
+
+static void chunk_free(ferry_proxy *px, wchunk *w) {
+  if (!w)
+    return;
+  if (w->cap == PX_READ_CHUNK && px->npool < PX_POOL_MAX && !px->stopping) {
+    w->next_free = px->pool;
+    px->pool = w;
+    px->npool++;
+    return;
+  }
+  free(w);
+}
+
+void px_pool_free(ferry_proxy *px) {
+  while (px->pool) {
+    wchunk *w = px->pool;
+    px->pool = w->next_free;
+    free(w);
+  }
+  px->npool = 0;
+}
+
 static void resume_reading(pconn *c);
 
 static void write_cb(uv_write_t *req, int status) {
   wchunk *w = ferry_container_of(req, wchunk, req);
   pconn *to = w->to;
   to->inflight -= w->counted;
-  free(w);
+  chunk_free(to->px, w);
   if (status < 0) {
     if (status != UV_ECANCELED && to->state != PC_CLOSING) {
       ferry_info("write to %s failed: %s", to->name, uv_strerror(status));
@@ -67,9 +104,6 @@ static void write_cb(uv_write_t *req, int status) {
     resume_reading(from);
 }
 
-static wchunk *chunk_new(size_t payload) {
-  return malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + payload);
-}
 
 static int submit(pconn *to, wchunk *w, uint8_t *p, size_t n) {
   w->to = to;
@@ -77,7 +111,7 @@ static int submit(pconn *to, wchunk *w, uint8_t *p, size_t n) {
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
   int rc = uv_write(&w->req, (uv_stream_t *)&to->tcp, &b, 1, write_cb);
   if (rc) {
-    free(w);
+    chunk_free(to->px, w);
     return rc;
   }
   to->inflight += n;
@@ -98,7 +132,7 @@ static int forward(pconn *to, wchunk *w, uint8_t *payload, size_t n) {
 
 /* Copies n bytes into a new chunk and sends them as payload. */
 static int send_bytes(pconn *to, const void *p, size_t n) {
-  wchunk *w = chunk_new(n);
+  wchunk *w = chunk_new(to->px, n);
   if (!w)
     return UV_ENOMEM;
   memcpy(w->data + FERRY_WS_MAX_HEADER, p, n);
@@ -106,7 +140,7 @@ static int send_bytes(pconn *to, const void *p, size_t n) {
 }
 
 int px_send_raw(pconn *c, const void *p, size_t n) {
-  wchunk *w = chunk_new(n);
+  wchunk *w = chunk_new(c->px, n);
   if (!w)
     return UV_ENOMEM;
   memcpy(w->data, p, n);
@@ -171,9 +205,9 @@ void px_conn_close(pconn *c, int flush) {
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)h;
   (void)hint;
-  wchunk *w = chunk_new(PX_READ_CHUNK);
+  pconn *c = h->data;
+  wchunk *w = chunk_new(c->px, PX_READ_CHUNK);
   buf->base = w ? (char *)w->data + FERRY_WS_MAX_HEADER : NULL;
   buf->len = w ? PX_READ_CHUNK : 0;
 }
@@ -207,7 +241,7 @@ static void pair(pconn *a, pconn *b) {
       if (!rc)
         rc = send_bytes(to, key, kl);
     } else {
-      wchunk *w = chunk_new(8 + kl);
+      wchunk *w = chunk_new(to->px, 8 + kl);
       if (!w) {
         rc = UV_ENOMEM;
       } else {
@@ -323,7 +357,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   pconn *c = s->data;
   wchunk *w = buf->base ? chunk_of(buf) : NULL;
   if (nread <= 0 || c->state == PC_CLOSING) {
-    free(w);
+    chunk_free(c->px, w);
     if (nread < 0 && c->state != PC_CLOSING) {
       if (nread != UV_EOF)
         ferry_info("%s: %s", c->name, uv_strerror((int)nread));
@@ -344,17 +378,17 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       ferry_warn("%s: bad HTTP request: %s; closing", c->name, ferry_strerror(rc));
       px_conn_close(c, 0);
     }
-    free(w);
+    chunk_free(c->px, w);
     return;
   }
   if (c->state == PC_FILE) {
-    free(w);
+    chunk_free(c->px, w);
     return;
   }
   if (c->ws) {
     int got = px_ws_feed(c, p, n);
     if (got < 0) {
-      free(w);
+      chunk_free(c->px, w);
       return;
     }
     n = (size_t)got;
@@ -373,7 +407,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
   } else {
     px_conn_feed_payload(c, p, n);
-    free(w);
+    chunk_free(c->px, w);
   }
   if (c->ws && c->ws_close_rcvd && c->state != PC_CLOSING)
     px_conn_close(c, 1);

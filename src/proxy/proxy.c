@@ -139,6 +139,7 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   if (uv_loop_close(&px.loop) != 0)
     ferry_warn("event loop closed with handles still open");
   px_web_free_routes(&px);
+  px_pool_free(&px);
   ferry_pairing_close(&px.table);
   ferry_info("stopped");
   return 0;

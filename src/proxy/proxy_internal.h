@@ -56,9 +56,13 @@ typedef struct pconn {
 typedef struct wchunk {
   uv_write_t req;
   pconn *to;
-  size_t counted; /* bytes added to to->inflight */
+  size_t counted;           /* bytes added to to->inflight */
+  size_t cap;               /* payload capacity */
+  struct wchunk *next_free; /* in the pool */
   uint8_t data[];
 } wchunk;
+
+#define PX_POOL_MAX 64 /* recycled read chunks (4 MiB) */
 
 typedef struct web_route {
   char *url;      /* "/tvmjs.bundle.js" */
@@ -97,6 +101,8 @@ struct ferry_proxy {
   size_t nconns;
   int has_tracker;
   tlink tl;
+  wchunk *pool;
+  size_t npool;
   web_route *routes;
   size_t nroutes;
   int stopping;
@@ -106,6 +112,7 @@ struct ferry_proxy {
 void px_on_connection(uv_stream_t *server, int status, int web);
 void px_conn_close(pconn *c, int flush);
 void px_conns_sweep(ferry_proxy *px);
+void px_pool_free(ferry_proxy *px);
 /* Payload bytes that arrived with the HTTP upgrade (before pairing). */
 void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n);
 
