@@ -205,6 +205,10 @@ int main(int argc, char **argv) {
 }
 ''')
     exe = tmp_path / "app"
+    # A sanitizer build installs instrumented objects: link the runtime too.
+    with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+        if "FERRY_SANITIZE:BOOL=ON" in f.read():
+            flags = ["-fsanitize=address,undefined"] + flags
     subprocess.run(["cc", "-std=c11", str(src), "-o", str(exe)] + flags, check=True,
                    timeout=60)
     p = subprocess.run([str(exe), str(server.port)], capture_output=True, text=True, timeout=30)
