@@ -9,7 +9,25 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import FERRY, RPC_TRACKER_MAGIC, TrackerConn, run_ferry
+
+
+@pytest.fixture
+def tracker(spawn):
+    """A running `ferry tracker --port 0` that must stop cleanly (exit 0,
+    so no sanitizer report under ASan)."""
+    started = []
+
+    def _start():
+        d = spawn("tracker", "--port", "0")
+        started.append(d)
+        return d
+
+    yield _start
+    for d in started:
+        assert d.stop() == 0, d.log()[-4000:]
 
 
 def q(port, *extra, **kw):
@@ -45,8 +63,8 @@ HEAD = ("Tracker address 127.0.0.1:{port}\n\nServer List\n----------------------
         "server-address           key\n------------------------------\n")
 
 
-def test_empty_tracker(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_empty_tracker(tracker):
+    trk = tracker()
     r = q(trk.port)
     assert r.returncode == 0, r.stderr
     assert r.stdout == (HEAD.format(port=trk.port) +
@@ -55,8 +73,8 @@ def test_empty_tracker(spawn):
                         "---------------------------\n---------------------------\n\n")
 
 
-def test_example_a_busy_cpu(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_example_a_busy_cpu(tracker):
+    trk = tracker()
     cpu, proxy = farm(trk.port)
     user = TrackerConn(trk.port)
     assert user.call([4, "cpu", "", 1])[0] == 0  # cpu is now busy
@@ -80,8 +98,8 @@ def test_example_a_busy_cpu(spawn):
     assert r.stdout == want
 
 
-def test_example_b_busy_proxied_key_and_wide_keys(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_example_b_busy_proxied_key_and_wide_keys(tracker):
+    trk = tracker()
     cpu, proxy = farm(trk.port)
     user = TrackerConn(trk.port)
     assert user.call([4, "K1", "", 1])[1][2] == "K1:0.5"
@@ -115,8 +133,8 @@ def test_example_b_busy_proxied_key_and_wide_keys(spawn):
     assert r.stdout == want
 
 
-def test_json_and_env(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_json_and_env(tracker):
+    trk = tracker()
     cpu, proxy = farm(trk.port)
     r = q(trk.port, "--json")
     assert r.returncode == 0, r.stderr
@@ -129,7 +147,7 @@ def test_json_and_env(spawn):
     assert r.returncode == 0 and json.loads(r.stdout) == v
 
 
-def test_unreachable(spawn):
+def test_unreachable(tracker):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -214,7 +232,7 @@ def test_silent_tracker_times_out():
     assert time.monotonic() - t0 < 2.5
 
 
-def test_busybox_names(spawn, tmp_path):
+def test_busybox_names(tracker, tmp_path):
     for name in ("rpc_tracker", "query_rpc_tracker"):
         os.symlink(FERRY, str(tmp_path / name))
     trk = subprocess.Popen([str(tmp_path / "rpc_tracker"), "--port", "0"],

@@ -18,6 +18,25 @@ from conftest import (GOLDEN, RPC_TRACKER_MAGIC, TrackerConn, is_closed,
 MAGIC = struct.pack("<i", RPC_TRACKER_MAGIC)
 
 
+@pytest.fixture
+def tracker(spawn):
+    """tracker(*options) -> a running `ferry tracker --port 0`.  At the end
+    each must stop cleanly on SIGTERM: exit status 0, which under ASan also
+    means no leak and no sanitizer report."""
+    started = []
+
+    def _start(*extra):
+        d = spawn("tracker", "--port", "0", *extra)
+        started.append(d)
+        return d
+
+    yield _start
+    for d in started:
+        if d.proc.poll() is None:
+            assert d.stop() == 0, d.log()[-4000:]
+        assert "Sanitizer" not in d.log(), d.log()[-4000:]
+
+
 def frame(obj_or_bytes):
     data = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
     return struct.pack("<i", len(data)) + data
@@ -76,11 +95,11 @@ def golden_links():
 
 
 @pytest.mark.parametrize("path", golden_links(), ids=lambda p: os.path.relpath(p, GOLDEN))
-def test_golden_replay(spawn, path):
+def test_golden_replay(tracker, path):
     """Sends every recorded request in recorded order (across connections)
     and compares each reply with TVM's: byte for byte where nothing varies,
     as JSON values otherwise."""
-    trk = spawn("tracker", "--port", "0")
+    trk = tracker()
     conns = load_link(path)
     sched = []  # (t, conn, request bytes, expected reply bytes)
     for cid, c in conns.items():
@@ -147,8 +166,8 @@ def no_reply(conn, wait=0.3):
     return False
 
 
-def test_priorities_and_fifo(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_priorities_and_fifo(tracker):
+    trk = tracker()
     clients = []
     for i, prio in enumerate([1, 5, 1, 5, 3]):
         c = TrackerConn(trk.port)
@@ -174,8 +193,8 @@ def test_priorities_and_fifo(spawn):
     assert srv.call([7]) == []
 
 
-def test_several_servers_and_clients(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_several_servers_and_clients(tracker):
+    trk = tracker()
     servers = [register(trk.port, "cpu", "cpu:%d" % i, 9100 + i) for i in range(3)]
     grants = []
     clients = []
@@ -201,8 +220,8 @@ def test_several_servers_and_clients(spawn):
     trk.wait_for(r"request cpu priority 1 from 127\.0\.0\.1:\d+")
 
 
-def test_client_disconnects_while_queued(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_client_disconnects_while_queued(tracker):
+    trk = tracker()
     gone = TrackerConn(trk.port)
     gone.send([4, "npu", "", 9])
     wait_queue(trk.port, "npu", pending=1)
@@ -216,8 +235,8 @@ def test_client_disconnects_while_queued(spawn):
     assert c.call([4, "npu", "", 1]) == [0, ["127.0.0.1", 9090, "npu:a"]]
 
 
-def test_server_disconnects_while_offered(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_server_disconnects_while_offered(tracker):
+    trk = tracker()
     srv = register(trk.port, "dsp", "dsp:1")
     # an odd match key (no ':' / another queue's prefix) is withdrawn too
     assert srv.call([3, "dsp", [9090, "weird"], None]) == 0
@@ -238,8 +257,8 @@ def test_server_disconnects_while_offered(spawn):
     wait_queue(trk.port, "dsp", pending=1)
 
 
-def test_values_echoed_verbatim(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_values_echoed_verbatim(tracker):
+    trk = tracker()
     cpp = TrackerConn(trk.port)  # TVM's C++ server sends the port as a string
     assert cpp.call([5, {"key": "server:cppcpu", "addr": [None, "19220"]}]) == 0
     assert cpp.call([3, "127.0.0.1:5555", [19220, "127.0.0.1:5555:0.1"], "10.0.0.5"]) == 0
@@ -257,8 +276,8 @@ def test_values_echoed_verbatim(spawn):
     assert cpp.call([1]) == 0  # PING
 
 
-def test_magic_and_frame_in_one_packet(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_magic_and_frame_in_one_packet(tracker):
+    trk = tracker()
     s = socket.create_connection(("127.0.0.1", trk.port), timeout=10)
     s.sendall(MAGIC + frame([6]) + frame([1]))
     assert recv_exact(s, 4) == MAGIC
@@ -271,8 +290,8 @@ def test_magic_and_frame_in_one_packet(spawn):
     s.close()
 
 
-def test_stop(spawn):
-    trk = spawn("tracker", "--port", "0", "--stop-key", "tracker:s3cret")
+def test_stop(tracker):
+    trk = tracker("--stop-key", "tracker:s3cret")
     idle = TrackerConn(trk.port)
     c = TrackerConn(trk.port)
     assert c.call([2, "tracker:guess"]) == -1
@@ -282,9 +301,9 @@ def test_stop(spawn):
     trk.wait_for("stopping \\(STOP request\\)")
 
 
-def test_sigterm_and_sigint_stop_cleanly(spawn):
+def test_sigterm_and_sigint_stop_cleanly(tracker):
     for sig in (signal.SIGTERM, signal.SIGINT):
-        trk = spawn("tracker", "--port", "0")
+        trk = tracker()
         s = register(trk.port, "k", "k:1")
         c = TrackerConn(trk.port)
         c.send([4, "q", "", 1])
@@ -293,8 +312,8 @@ def test_sigterm_and_sigint_stop_cleanly(spawn):
         assert is_closed(s.sock)
 
 
-def test_port_range_and_silent(spawn):
-    trk = spawn("tracker", "--port", "0", "--silent")
+def test_port_range_and_silent(tracker, spawn):
+    trk = tracker("--silent")
     c = register(trk.port, "k", "k:1")
     # a second tracker on the same first port moves to the next free one
     busy = trk.port
@@ -333,8 +352,8 @@ BAD_FRAMES = [
 
 
 @pytest.mark.parametrize("name,data,reason", BAD_FRAMES, ids=[b[0] for b in BAD_FRAMES])
-def test_bad_frames_close_with_reason(spawn, name, data, reason):
-    trk = spawn("tracker", "--port", "0")
+def test_bad_frames_close_with_reason(tracker, name, data, reason):
+    trk = tracker()
     good = register(trk.port, "k", "k:1")
     bad = TrackerConn(trk.port)
     bad.sock.sendall(data)
@@ -344,8 +363,8 @@ def test_bad_frames_close_with_reason(spawn, name, data, reason):
     assert good.call([7]) == ["k:1"]  # the other peers are untouched
 
 
-def test_wrong_magic(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_wrong_magic(tracker):
+    trk = tracker()
     for magic in (struct.pack("<i", 0xFF271), b"GET / HTTP/1.1\r\n\r\n"):
         s = socket.create_connection(("127.0.0.1", trk.port), timeout=10)
         s.sendall(magic)
@@ -354,8 +373,8 @@ def test_wrong_magic(spawn):
     still_serves(trk.port)
 
 
-def test_ten_megabyte_key(spawn):
-    trk = spawn("tracker", "--port", "0")
+def test_ten_megabyte_key(tracker):
+    trk = tracker()
     s = TrackerConn(trk.port)
     body = json.dumps([3, "x" * (10 << 20), [1, "x:1"], None]).encode()
     try:
@@ -367,8 +386,8 @@ def test_ten_megabyte_key(spawn):
     still_serves(trk.port)
 
 
-def test_half_frame_then_stall(spawn):
-    trk = spawn("tracker", "--port", "0", "--frame-timeout", "1")
+def test_half_frame_then_stall(tracker):
+    trk = tracker("--frame-timeout", "1")
     s = TrackerConn(trk.port)
     s.sock.sendall(struct.pack("<i", 100) + b"[3, \"k\"")
     half_magic = socket.create_connection(("127.0.0.1", trk.port), timeout=10)
@@ -390,14 +409,14 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
-def test_thousands_of_idle_connections(spawn):
+def test_thousands_of_idle_connections(tracker):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, 8192)
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     if want < 4400:
         pytest.skip("needs ~4400 file descriptors")
-    trk = spawn("tracker", "--port", "0", "--silent")
+    trk = tracker("--silent")
     still_serves(trk.port)
     before = rss_kib(trk.proc.pid)
     idle = []
@@ -424,10 +443,10 @@ def test_thousands_of_idle_connections(spawn):
             s.close()
 
 
-def test_partial_frames_bounded_memory(spawn):
+def test_partial_frames_bounded_memory(tracker):
     """Peers that each park most of a 1 MiB frame cost their bytes only,
     and the tracker keeps serving."""
-    trk = spawn("tracker", "--port", "0", "--silent")
+    trk = tracker("--silent")
     before = rss_kib(trk.proc.pid)
     parked = []
     for i in range(20):
