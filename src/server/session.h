@@ -54,6 +54,10 @@ typedef struct ferry_session_config {
    * 0 (the default, like TVM's own servers): the name is not registered and
    * the lookup answers handle 0, as in the recordings. */
   uint64_t copy_packet_size;
+  /* > 0: largest single kDevAllocData / kDevAllocDataWithScope the session
+   * passes to the runtime (which has its own, larger, ceilings); 0: only
+   * the runtime's ceilings apply. */
+  uint64_t max_alloc;
   /* Called once, when the session's dialect is known (may be NULL). */
   void (*on_dialect)(void *hook_ctx, enum ferry_dialect_id dialect);
   void *hook_ctx;

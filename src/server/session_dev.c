@@ -22,6 +22,16 @@ static int check_stream(const ferry_value *v, const char *what, ferry_err *err) 
   return FERRY_OK;
 }
 
+static int check_alloc_size(const ferry_session *s, uint64_t nbytes, const char *what,
+                            ferry_err *err) {
+  if (s->cfg->max_alloc && nbytes > s->cfg->max_alloc)
+    return ferry_err_set(err, FERRY_ETOOBIG,
+                         "RuntimeError: %s of %llu bytes is over this server's limit of %llu",
+                         what, (unsigned long long)nbytes,
+                         (unsigned long long)s->cfg->max_alloc);
+  return FERRY_OK;
+}
+
 static int dev_get_attr(ferry_session *s, const ferry_value *v, int n, ferry_err *err) {
   int rc = session_expect(v, n, "DI", "kDevGetAttr", err);
   if (rc)
@@ -58,6 +68,8 @@ int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int
     if (v[1].v.i < 0 || v[2].v.i < 0)
       return ferry_err_set(err, FERRY_EINVAL, "ValueError: %s: negative size or alignment",
                            what);
+    if ((rc = check_alloc_size(s, (uint64_t)v[1].v.i, what, err)))
+      return rc;
     rc = ferry_rt_alloc(s->rt, v[0].v.device, (uint64_t)v[1].v.i, (uint64_t)v[2].v.i,
                         v[3].v.dtype, &ptr, err);
     return rc ? rc : session_reply_opaque(s, (uint64_t)(uintptr_t)ptr);
@@ -73,6 +85,11 @@ int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int
     if ((rc = session_expect(v, n, "Xs", what, err)))
       return rc;
     const char *scope = v[1].kind == FERRY_KIND_STR ? v[1].v.str.data : NULL;
+    uint64_t nbytes = 0;
+    if (ferry_rpc_tensor_nbytes(v[0].v.tensor, &nbytes))
+      return ferry_err_set(err, FERRY_ERANGE, "ValueError: %s: tensor size overflows", what);
+    if ((rc = check_alloc_size(s, nbytes, what, err)))
+      return rc;
     rc = ferry_rt_alloc_tensor(s->rt, v[0].v.tensor, scope, &ptr, err);
     return rc ? rc : session_reply_opaque(s, (uint64_t)(uintptr_t)ptr);
   }
