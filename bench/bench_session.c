@@ -1,0 +1,344 @@
+/* Session benchmark (issue 3's report): a real `ferry server` on
+ * 127.0.0.1 --port 0, driven by the C client, against baselines measured
+ * in the same run on the same loopback:
+ *
+ *   1. an almost empty remote call (count_args() of testlib.so: a 24-byte
+ *      request, a 40-byte reply) vs a raw TCP ping-pong of the same sizes
+ *      between two processes;
+ *   2. tensor upload (kCopyToRemote + kDevStreamSync) MB/s vs a raw
+ *      loopback send of the same bytes acknowledged by one byte, and the
+ *      same for download (kCopyFromRemote);
+ *   3. the server's resident memory (VmRSS from /proc, no script needed)
+ *      idle after start and idle again after the sessions, and the time
+ *      from exec to "listening".
+ *
+ *   bench_session [--ferry PATH] [--lib testlib.so] [--calls N] [--mb N]
+ *
+ * --ferry defaults to the `ferry` next to this program or one folder up
+ * (build/bench/bench_session -> build/ferry); --lib to
+ * <ferry's folder>/tests/models/testlib.so. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/net.h"
+#include "ferry/client.h"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, const char *detail) {
+  fprintf(stderr, "bench_session: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+  exit(1);
+}
+
+/* ---- the server process ----------------------------------------------------- */
+
+static pid_t server_pid;
+static char server_log[] = "/tmp/ferry-bench-XXXXXX";
+
+static void stop_server(void) {
+  if (server_pid > 0) {
+    kill(server_pid, SIGTERM);
+    int st;
+    while (waitpid(server_pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    server_pid = 0;
+  }
+  unlink(server_log);
+}
+
+/* Starts `ferry server --port 0`, returns its port; *startup_s is the time
+ * from fork to the "listening on" line. */
+static int start_server(const char *ferry, double *startup_s) {
+  int lfd = mkstemp(server_log);
+  if (lfd < 0)
+    die("mkstemp", strerror(errno));
+  double t0 = now_s();
+  server_pid = fork();
+  if (server_pid < 0)
+    die("fork", strerror(errno));
+  if (server_pid == 0) {
+    dup2(lfd, 2);
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    execl(ferry, ferry, "server", "--host", "127.0.0.1", "--port", "0", "--silent",
+          (char *)NULL);
+    _exit(127);
+  }
+  close(lfd);
+  atexit(stop_server);
+  for (int i = 0; i < 2000; i++) {
+    FILE *f = fopen(server_log, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+      const char *p = strstr(line, "listening on ");
+      const char *colon = p ? strrchr(p, ':') : NULL;
+      if (colon) {
+        *startup_s = now_s() - t0;
+        fclose(f);
+        return atoi(colon + 1);
+      }
+    }
+    if (f)
+      fclose(f);
+    int st;
+    if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
+      server_pid = 0;
+      die("the server exited; is this a ferry binary?", ferry);
+    }
+    usleep(5000);
+  }
+  die("the server did not say where it listens", NULL);
+  return -1;
+}
+
+static long rss_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long kib = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0)
+      kib = atol(line + 6);
+  if (f)
+    fclose(f);
+  return kib;
+}
+
+/* ---- raw loopback baselines (a forked peer process) ------------------------- */
+
+enum { PEER_PINGPONG, PEER_SINK, PEER_SOURCE };
+
+/* Forks a peer that connects to our listening socket and then serves one
+ * pattern; returns our end of the connection. */
+static int raw_peer(int mode, size_t a, size_t b, int rounds, pid_t *pid) {
+  int lfd, port;
+  char err[256];
+  if (ferry_tcp_listen("127.0.0.1", 0, 0, 1, &lfd, &port, err, sizeof err) != 0)
+    die("listen", err);
+  *pid = fork();
+  if (*pid == 0) {
+    int fd;
+    if (ferry_tcp_connect("127.0.0.1", port, 5000, &fd, err, sizeof err) != 0)
+      _exit(1);
+    char *buf = malloc(a > b ? a : b);
+    memset(buf, 7, a > b ? a : b);
+    /* Every pattern is "read a request of a bytes, answer b bytes". */
+    for (int i = 0; i < rounds; i++)
+      if (ferry_read_full(fd, buf, a, -1, NULL) || ferry_write_full(fd, buf, b, -1))
+        _exit(1);
+    _exit(0);
+  }
+  int fd = accept(lfd, NULL, NULL);
+  close(lfd);
+  if (fd < 0)
+    die("accept", strerror(errno));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+static void raw_wait(pid_t pid, int fd) {
+  close(fd);
+  int st;
+  waitpid(pid, &st, 0);
+}
+
+/* Mean seconds per ping-pong of req/rep bytes over n rounds. */
+static double raw_pingpong(size_t req, size_t rep, int n) {
+  pid_t pid;
+  int fd = raw_peer(PEER_PINGPONG, req, rep, n + n / 10, &pid);
+  char out[64], in[64];
+  memset(out, 1, sizeof out);
+  for (int i = 0; i < n / 10; i++) /* warm-up */
+    if (ferry_write_full(fd, out, req, -1) || ferry_read_full(fd, in, rep, -1, NULL))
+      die("raw ping-pong", NULL);
+  double t0 = now_s();
+  for (int i = 0; i < n; i++)
+    if (ferry_write_full(fd, out, req, -1) || ferry_read_full(fd, in, rep, -1, NULL))
+      die("raw ping-pong", NULL);
+  double dt = (now_s() - t0) / n;
+  raw_wait(pid, fd);
+  return dt;
+}
+
+/* Best seconds for sending nbytes and getting a 1-byte acknowledgement
+ * (upload), or asking with 1 byte and receiving nbytes (download). */
+static double raw_bulk(const void *data, void *sink, size_t nbytes, int reps, int upload) {
+  pid_t pid;
+  int fd = upload ? raw_peer(PEER_SINK, nbytes, 1, reps, &pid)
+                  : raw_peer(PEER_SOURCE, 1, nbytes, reps, &pid);
+  double best = 1e30;
+  char ack = 0;
+  for (int i = 0; i < reps; i++) {
+    double t0 = now_s();
+    int rc = upload ? (ferry_write_full(fd, data, nbytes, -1) ||
+                       ferry_read_full(fd, &ack, 1, -1, NULL))
+                    : (ferry_write_full(fd, &ack, 1, -1) ||
+                       ferry_read_full(fd, sink, nbytes, -1, NULL));
+    if (rc)
+      die("raw bulk transfer", NULL);
+    double dt = now_s() - t0;
+    best = dt < best ? dt : best;
+  }
+  raw_wait(pid, fd);
+  return best;
+}
+
+/* ---- ferry ---------------------------------------------------------------------- */
+
+static void check(ferry_client *c, int rc, const char *what) {
+  if (rc)
+    die(what, ferry_client_errmsg(c));
+}
+
+int main(int argc, char **argv) {
+  char self_dir[PATH_MAX / 2], ferry[PATH_MAX], lib[PATH_MAX];
+  const char *ferry_arg = NULL, *lib_arg = NULL;
+  int calls = 20000;
+  long mb = 64;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--ferry") == 0 && i + 1 < argc)
+      ferry_arg = argv[++i];
+    else if (strcmp(argv[i], "--lib") == 0 && i + 1 < argc)
+      lib_arg = argv[++i];
+    else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc)
+      calls = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--mb") == 0 && i + 1 < argc)
+      mb = atol(argv[++i]);
+    else {
+      fprintf(stderr, "usage: bench_session [--ferry PATH] [--lib testlib.so] [--calls N] "
+                      "[--mb N]\n");
+      return 2;
+    }
+  }
+  if (calls < 100 || mb < 1 || mb > 4096)
+    die("--calls >= 100 and 1 <= --mb <= 4096", NULL);
+  char argv0[PATH_MAX / 2];
+  snprintf(argv0, sizeof argv0, "%s", argv[0]);
+  snprintf(self_dir, sizeof self_dir, "%s", dirname(argv0));
+  if (ferry_arg) {
+    snprintf(ferry, sizeof ferry, "%s", ferry_arg);
+  } else {
+    snprintf(ferry, sizeof ferry, "%s/ferry", self_dir);
+    if (access(ferry, X_OK) != 0)
+      snprintf(ferry, sizeof ferry, "%s/../ferry", self_dir);
+  }
+  if (access(ferry, X_OK) != 0)
+    die("no ferry binary (give --ferry PATH)", ferry);
+  if (lib_arg) {
+    snprintf(lib, sizeof lib, "%s", lib_arg);
+  } else {
+    char fd_[PATH_MAX];
+    snprintf(fd_, sizeof fd_, "%s", ferry);
+    snprintf(lib, sizeof lib, "%.2000s/tests/models/testlib.so", dirname(fd_));
+  }
+  if (access(lib, R_OK) != 0)
+    die("no test library (give --lib testlib.so)", lib);
+  signal(SIGPIPE, SIG_IGN);
+
+  double startup = 0;
+  int port = start_server(ferry, &startup);
+  usleep(200 * 1000);
+  long rss_idle = rss_kib(server_pid);
+
+  ferry_client_opts o;
+  ferry_client_opts_init(&o);
+  ferry_client *c = NULL;
+  char err[512];
+  if (ferry_client_connect("127.0.0.1", port, "", &o, &c, err, sizeof err) != 0)
+    die("connect", err);
+
+  /* 1. empty call */
+  ferry_remote *mod = NULL, *f = NULL;
+  check(c, ferry_client_upload_file(c, lib, "testlib.so"), "upload");
+  check(c, ferry_client_load_module(c, "testlib.so", &mod), "load_module");
+  check(c, ferry_client_module_function(c, mod, "count_args", &f), "count_args");
+  ferry_result r;
+  for (int i = 0; i < calls / 10; i++)
+    check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
+  double t0 = now_s();
+  for (int i = 0; i < calls; i++)
+    check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
+  double call_s = (now_s() - t0) / calls;
+  if (r.value.kind != FERRY_KIND_INT || r.value.v.i != 0)
+    die("count_args() did not return 0", NULL);
+  /* kCallFunc(handle, 0 args) is 8+4+8+4 bytes; the int reply 8+4+4+8+8+8. */
+  double raw_s = raw_pingpong(24, 40, calls);
+
+  /* 2. bulk copies */
+  size_t nbytes = (size_t)mb << 20;
+  uint8_t *data = malloc(nbytes), *back = malloc(nbytes);
+  if (!data || !back)
+    die("out of memory", NULL);
+  for (size_t i = 0; i < nbytes; i++)
+    data[i] = (uint8_t)(i * 131u);
+  int64_t shape[1] = {(int64_t)nbytes};
+  ferry_remote *t = NULL;
+  check(c, ferry_client_tensor_empty(c, (DLDevice){kDLCPU, 0}, 1, shape,
+                                     (DLDataType){kDLUInt, 8, 1}, &t), "tensor_empty");
+  int reps = 5;
+  double up = 1e30, down = 1e30;
+  for (int i = 0; i < reps; i++) {
+    double s = now_s();
+    check(c, ferry_client_tensor_copy_in(c, t, data, nbytes), "copy in");
+    double d = now_s() - s;
+    up = d < up ? d : up;
+    s = now_s();
+    check(c, ferry_client_tensor_copy_out(c, t, back, nbytes), "copy out");
+    d = now_s() - s;
+    down = d < down ? d : down;
+  }
+  if (memcmp(data, back, nbytes) != 0)
+    die("tensor data came back different", NULL);
+  double raw_up = raw_bulk(data, back, nbytes, reps, 1);
+  double raw_down = raw_bulk(data, back, nbytes, reps, 0);
+  long rss_session = -1;
+  {
+    /* The session runs in a forked child of the server: the newest child. */
+    char path[64], line[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server_pid, (int)server_pid);
+    FILE *fch = fopen(path, "r");
+    if (fch && fgets(line, sizeof line, fch))
+      rss_session = rss_kib((pid_t)atoi(line));
+    if (fch)
+      fclose(fch);
+  }
+  ferry_client_close(c);
+  usleep(300 * 1000);
+  long rss_after = rss_kib(server_pid);
+
+  double mbs = (double)nbytes / (1 << 20);
+  printf("ferry session benchmark (loopback, server %s)\n", ferry);
+  printf("  empty call round trip   %8.2f us   raw TCP ping-pong 24/40 B %8.2f us   "
+         "ratio %.2fx\n", call_s * 1e6, raw_s * 1e6, call_s / raw_s);
+  printf("  tensor upload %4ld MiB   %8.0f MB/s  raw loopback send         %8.0f MB/s  "
+         "ratio %.2f\n", mb, mbs / up, mbs / raw_up, raw_up / up);
+  printf("  tensor download %4ld MiB %8.0f MB/s  raw loopback receive      %8.0f MB/s  "
+         "ratio %.2f\n", mb, mbs / down, mbs / raw_down, raw_down / down);
+  printf("  server RSS idle %ld KiB, after %d calls and %d x %ld MiB copies %ld KiB "
+         "(session process holding the tensor %ld KiB)\n", rss_idle, calls + calls / 10, 2 * reps, mb,
+         rss_after, rss_session);
+  printf("  server start to listening %.1f ms\n", startup * 1e3);
+  free(data);
+  free(back);
+  stop_server();
+  return 0;
+}
