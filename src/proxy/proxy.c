@@ -2,6 +2,7 @@
  * shutdown in which every handle is closed and every byte freed. */
 #include "proxy/proxy.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,6 +99,13 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   px.loop.data = &px;
   ferry_pairing_init(&px.table, cfg->tracker_host != NULL, cfg->max_conns,
                      (int64_t)(cfg->wait_s * 1000));
+  /* Signals first: a supervisor may stop us as soon as the port is
+   * logged. */
+  uv_signal_init(&px.loop, &px.sigint);
+  uv_signal_init(&px.loop, &px.sigterm);
+  px.sigint.data = px.sigterm.data = &px;
+  uv_signal_start(&px.sigint, signal_cb, SIGINT);
+  uv_signal_start(&px.sigterm, signal_cb, SIGTERM);
   rc = px_web_load_routes(&px, err, errcap);
   if (rc == 0)
     rc = px_tracker_init(&px, err, errcap);
@@ -115,6 +123,8 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   if (rc) {
     if (have_tcp)
       uv_close((uv_handle_t *)&px.listener, NULL);
+    uv_close((uv_handle_t *)&px.sigint, NULL);
+    uv_close((uv_handle_t *)&px.sigterm, NULL);
     uv_run(&px.loop, UV_RUN_DEFAULT);
     uv_loop_close(&px.loop);
     px_web_free_routes(&px);
@@ -127,11 +137,6 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   uv_timer_init(&px.loop, &px.tick);
   px.tick.data = &px;
   uv_timer_start(&px.tick, tick_cb, PX_TICK_MS, PX_TICK_MS);
-  uv_signal_init(&px.loop, &px.sigint);
-  uv_signal_init(&px.loop, &px.sigterm);
-  px.sigint.data = px.sigterm.data = &px;
-  uv_signal_start(&px.sigint, signal_cb, SIGINT);
-  uv_signal_start(&px.sigterm, signal_cb, SIGTERM);
   px_tracker_tick(&px);
   uv_run(&px.loop, UV_RUN_DEFAULT);
   /* Every handle is closed by now; the loop only returns when none is

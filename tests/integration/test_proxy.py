@@ -31,8 +31,27 @@ CLASSIC = os.path.join(GOLDEN, "classic")
 
 # ---- helpers ---------------------------------------------------------------
 
+STARTED = []
+
+
 def start_proxy(spawn, *extra):
-    return spawn("proxy", "--port", "0", "--handshake-timeout", "1", *extra)
+    px = spawn("proxy", "--port", "0", "--handshake-timeout", "1", *extra)
+    STARTED.append(px)
+    return px
+
+
+@pytest.fixture(autouse=True)
+def proxies_exit_cleanly():
+    """Every proxy a test started must stop on SIGTERM with status 0 and
+    nothing from the sanitizers (leaks included) in its log."""
+    del STARTED[:]
+    yield
+    for px in STARTED:
+        rc = px.stop()
+        log = px.log()
+        assert rc == 0, "proxy exited with %r:\n%s" % (rc, log[-3000:])
+        assert "Sanitizer" not in log and "runtime error" not in log, log[-3000:]
+    del STARTED[:]
 
 
 def dial(port, key, timeout=10.0):
