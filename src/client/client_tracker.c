@@ -28,11 +28,12 @@ int ferry_client_connect_tracker(const char *tracker_host, int tracker_port, con
   int64_t dl = opts->timeout_ms > 0 ? ferry_now_ms() + opts->timeout_ms : -1;
   int tries = opts->max_retry > 0 ? opts->max_retry : 1;
   char last[1024] = "";
-  int rc = 0;
+  int rc = 0, made = 0;
   ferry_tracker_link link;
   ferry_tracker_link_init(&link);
   for (int attempt = 0; attempt < tries; attempt++) {
     char lerr[512] = "";
+    made = attempt + 1;
     /* (Re)connect when the link is down: first attempt, or after a socket
      * error on the previous one, as TVM's TrackerSession does. */
     if (link.fd < 0) {
@@ -78,6 +79,7 @@ int ferry_client_connect_tracker(const char *tracker_host, int tracker_port, con
       break;
   }
   ferry_tracker_link_close(&link);
-  snprintf(err, errcap, "Cannot request %s after %d retry, last_error:%s", key, tries, last);
+  /* TVM's wording, with the number of attempts actually made. */
+  snprintf(err, errcap, "Cannot request %s after %d retry, last_error:%s", key, made, last);
   return rc ? rc : FERRY_ETIMEDOUT;
 }
