@@ -22,7 +22,7 @@ int ferry_cmd_ls(int argc, char **argv) {
   int status = cli_connect("ls", &conn, &c);
   char **names = NULL;
   size_t n = 0;
-  if (!status && ferry_client_listdir(c, npos ? argv[1] : ".", &names, &n) != 0)
+  if (!status && ferry_client_listdir(c, npos ? argv[1] : "", &names, &n) != 0)
     status = cli_fail("ls", c, "listdir failed");
   for (size_t i = 0; i < n; i++)
     printf("%s\n", names[i]);

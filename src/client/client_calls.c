@@ -112,6 +112,9 @@ static int get_global(ferry_client *c, const char *name, uint64_t *h) {
 int client_global(ferry_client *c, enum client_global g, uint64_t *h) {
   if (!c->global[g] && !c->global_absent[g]) {
     int rc = get_global(c, global_names[g], &c->global[g]);
+    /* TVM >= 0.21 renamed the system library's constructor. */
+    if (!rc && !c->global[g] && g == CG_SYSTEM_LIB)
+      rc = get_global(c, "ffi.SystemLib", &c->global[g]);
     if (rc)
       return rc;
     c->global_absent[g] = c->global[g] == 0;

@@ -234,6 +234,10 @@ int main(int argc, char **argv) {
   }
   ferry_client_free_names(names, count);
   CHECK(seen_hello && seen_lib, "listdir lacks hello.txt or testlib.so");
+  /* "" is the session folder too (what `ferry ls` asks by default). */
+  CHECK(ferry_client_listdir(c, "", &names, &count) == 0, "listdir('')");
+  CHECK(count == 2, "listdir('') has %zu entries", count);
+  ferry_client_free_names(names, count);
   ok();
 
   flow = "remove";
