@@ -5,6 +5,7 @@
  * timeout; there are few of them, so a linear scan is cheaper than a heap. */
 #include "server/server_main.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -142,6 +144,65 @@ static void free_preload(ferry_server *s) {
   s->preload = NULL;
 }
 
+/* Loads every --load-library once in a throwaway child, so that a library
+ * that cannot be loaded is a clear start-up error instead of a failure of
+ * every session.  Not in the parent: a library's constructors are code the
+ * parent must not run (TVM, too, loads them only in session workers). */
+static int check_preload(ferry_server *s, char *err, size_t errcap) {
+  if (!s->preload[0])
+    return 0;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    snprintf(err, errcap, "pipe: %s", strerror(errno));
+    return FERRY_ESYS;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    snprintf(err, errcap, "fork: %s", strerror(errno));
+    return FERRY_ESYS;
+  }
+  if (pid == 0) {
+    close(p[0]);
+    for (char **lib = s->preload; *lib; lib++) {
+      if (!dlopen(*lib, RTLD_NOW | RTLD_GLOBAL)) {
+        const char *why = dlerror();
+        char msg[512];
+        int n = snprintf(msg, sizeof msg, "--load-library %s: %s", *lib,
+                         why ? why : "cannot load");
+        ssize_t w = write(p[1], msg, n > 0 && (size_t)n < sizeof msg
+                                         ? (size_t)n
+                                         : sizeof msg - 1);
+        (void)w;
+        _exit(1);
+      }
+    }
+    _exit(0);
+  }
+  close(p[1]);
+  char msg[512];
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = read(p[0], msg + got, sizeof msg - 1 - got);
+    if (r > 0 && (got += (size_t)r) < sizeof msg - 1)
+      continue;
+    if (r < 0 && errno == EINTR)
+      continue;
+    break;
+  }
+  close(p[0]);
+  msg[got] = 0;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return 0;
+  snprintf(err, errcap, "%s",
+           got ? msg : "--load-library: loading the libraries crashed");
+  return FERRY_EDLOPEN;
+}
+
 static void drain_signals(ferry_server *s) {
   char buf[64];
   int child = 0;
@@ -240,6 +301,8 @@ int ferry_server_run(const ferry_server_config *cfg, char *err,
   stop_requested = 0;
 
   int rc = split_preload(s, err, errcap);
+  if (rc == 0)
+    rc = check_preload(s, err, errcap);
   if (rc == 0)
     rc = server_fork_init(s, err, errcap);
   if (rc == 0 && !cfg->through_proxy) {

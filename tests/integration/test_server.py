@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import RPC_MAGIC, Daemon, is_closed, recv_exact, run_ferry
+from conftest import (GOLDEN, RPC_MAGIC, Daemon, is_closed, load_link,
+                      recv_exact, run_ferry)
 
 CODE_SUCCESS = 0xFF271
 CODE_MISMATCH = 0xFF273
@@ -337,6 +338,13 @@ def test_option_errors():
     r = run_ferry("server", "--load-library", "/nonexistent/lib.so", "--port",
                   "0", timeout=10)
     assert r.returncode == 1 and "cannot find library" in r.stderr
+    r = run_ferry("server", "--load-library", "libferry-none.so", "--port",
+                  "0", timeout=10)
+    assert r.returncode == 1 and "libferry-none.so" in r.stderr
+    notlib = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "test_server.py")
+    r = run_ferry("server", "--load-library", notlib, "--port", "0", timeout=10)
+    assert r.returncode == 1 and "--load-library" in r.stderr
     r = run_ferry("server", "--help", timeout=10)
     assert r.returncode == 0 and "--through-proxy" in r.stdout
 
@@ -348,3 +356,58 @@ def test_silent_still_prints_the_port(spawn, workdir):
     s.close()
     time.sleep(0.3)
     assert not any(" INFO " in line for line in srv.lines)
+
+
+def test_no_fork_runs_the_session_in_process(spawn, workdir):
+    srv = start_server(spawn, workdir, "--no-fork")
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    time.sleep(0.2)
+    assert children(srv.proc.pid) == []
+    s.close()
+    srv.wait_for(r"session 1 from \S+ ended: ok")
+    assert wait_until(lambda: not session_dirs(workdir))
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+
+
+def _golden_packets(dialect, count):
+    """The first `count` session packets a TVM client sent in a recording."""
+    link = load_link(os.path.join(GOLDEN, dialect, "session-files",
+                                  "client-server.jsonl"))
+    c2s = max(link.values(), key=lambda c: len(c["c2s"]))["c2s"]
+    off = 8 + struct.unpack_from("<i", c2s, 4)[0]
+    out = []
+    for _ in range(count):
+        n = struct.unpack_from("<Q", c2s, off)[0]
+        out.append(c2s[off:off + 8 + n])
+        off += 8 + n
+    return out
+
+
+def _read_packet(sock):
+    n = struct.unpack("<Q", recv_exact(sock, 8))[0]
+    return struct.pack("<Q", n) + recv_exact(sock, n)
+
+
+@pytest.mark.parametrize("dialect,type_code", [("classic", 11), ("ffi", 8)])
+def test_timeout_packet_in_the_session_dialect(spawn, workdir, dialect,
+                                               type_code):
+    """kInitServer and a GetGlobalFunc recorded from TVM's client of that
+    dialect, then silence: the timeout packet carries the message with the
+    string type of the dialect the session spoke (11 classic, 8 tvm-ffi)."""
+    srv = start_server(spawn, workdir)
+    if dialect == "ffi":
+        probe = run_ferry("run", "--port", str(srv.port), "--key", "cpu",
+                          "--dialect", "ffi", "--timeout", "5", "--global",
+                          "runtime.GetFFIString", timeout=30)
+        if "not built in" in probe.stderr:
+            pytest.skip("the tvm-ffi session dialect is not built in yet")
+        srv.wait_for(r"session 1 from \S+ ended")
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=2")
+    assert code == CODE_SUCCESS
+    for pkt in _golden_packets(dialect, 2):
+        s.sendall(pkt)
+        _read_packet(s)
+    rest = read_all(s)
+    assert rest == timeout_packet(timeout_message("2.0"), type_code)

@@ -76,3 +76,17 @@ def test_kernel_that_never_returns_times_out(setup):
             'increase the "session_timeout" value.') in r.stderr
     back_free(tr, srv, "timeout")
     srv.wait_for(r"session 1 from \S+ ended: timed out")
+
+
+def test_load_library_in_every_session(spawn, tmp_path):
+    testlib = os.path.join(BUILD, "tests", "models", "testlib.so")
+    # A relative name is taken from the server's start folder.
+    srv = spawn("server", "--port", "0", "--key", "cpu", "--work-dir",
+                str(tmp_path / "w"), "--load-library",
+                os.path.relpath(testlib), timeout=20)
+    for i in (1, 2):
+        r = run_ferry("run", "--port", str(srv.port), "--key", "cpu",
+                      "--timeout", "30", CRASH_SO, "crash", "--arg", "int:0",
+                      timeout=60)
+        assert r.returncode == 0, r.stderr + srv.log()
+        srv.wait_for(r"session %d from \S+ ended: ok" % i)
