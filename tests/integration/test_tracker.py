@@ -462,3 +462,33 @@ def test_partial_frames_bounded_memory(tracker):
     for s in parked:
         assert is_closed(s.sock)
     still_serves(trk.port)
+
+
+def test_reader_that_never_reads_is_paused(tracker):
+    """A peer that pipelines SUMMARY requests and never reads the replies:
+    the tracker stops processing its requests once ~4 MiB are queued for it
+    (instead of buffering every reply), keeps serving the others, and
+    resumes when the peer reads."""
+    trk = tracker("--silent")
+    servers = []
+    for i in range(100):  # a ~200 KB summary
+        s = TrackerConn(trk.port)
+        assert s.call([5, {"key": "server:k%d" % i, "addr": [None, 9000 + i],
+                           "pad": "x" * 2000}]) == 0
+        servers.append(s)
+    one = len(json.dumps(summary(trk.port)))
+    assert one > 150000
+    before = rss_kib(trk.proc.pid)
+    hog = TrackerConn(trk.port)
+    hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    n = 300  # ~60 MB of replies if they were all buffered
+    hog.sock.sendall(frame([6]) * n)
+    time.sleep(1.0)
+    still_serves(trk.port)
+    grown = rss_kib(trk.proc.pid) - before
+    assert grown < 30 * 1024, grown
+    hog.sock.settimeout(30)
+    for i in range(n):
+        v = json.loads(recv_raw(hog))
+        assert v[0] == 0 and len(v[1]["server_info"]) == 100
+    still_serves(trk.port)
