@@ -492,3 +492,60 @@ def test_reader_that_never_reads_is_paused(tracker):
         v = json.loads(recv_raw(hog))
         assert v[0] == 0 and len(v[1]["server_info"]) == 100
     still_serves(trk.port)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_accept_errors_back_off(tmp_path):
+    """Out of file descriptors (EMFILE): the tracker logs, pauses accepting
+    instead of spinning (TVM v0.20 spun), and accepts the waiting peers once
+    descriptors are free again."""
+    from conftest import FERRY
+    import subprocess
+    import threading
+    proc = subprocess.Popen(["sh", "-c", 'ulimit -n 40 && exec "$0" tracker --port 0', FERRY],
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    threading.Thread(target=lambda: [lines.append(l) for l in proc.stderr], daemon=True).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not any("listening on" in l for l in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            time.sleep(0.05)
+        port = int([l for l in lines if "listening on" in l][0].rsplit(":", 1)[1])
+        socks = []
+        for i in range(60):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(MAGIC)
+            socks.append(s)
+        time.sleep(1.0)
+        served, waiting = [], []
+        for s in socks:
+            s.settimeout(0.2)
+            try:
+                assert s.recv(4) == MAGIC
+                served.append(s)
+            except socket.timeout:
+                waiting.append(s)
+        assert served and waiting, (len(served), len(waiting))
+        assert any("accept failed: Too many open files" in l for l in lines), lines[-5:]
+        c0 = cpu_seconds(proc.pid)
+        time.sleep(1.5)
+        assert cpu_seconds(proc.pid) - c0 < 0.5  # backing off, not spinning
+        for s in served:
+            s.close()
+        for s in waiting[:20]:
+            s.settimeout(10)
+            assert recv_exact(s, 4) == MAGIC
+        for s in waiting:
+            s.close()
+        q = TrackerConn(port)
+        assert q.call([1]) == 0
+        q.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
