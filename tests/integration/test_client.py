@@ -214,3 +214,38 @@ int main(int argc, char **argv) {
     p = subprocess.run([str(exe), str(server.port)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["0", "10"]  # FERRY_KIND_FUNC
+
+
+def test_cli_parallel_kernel(server, tmp_path):
+    a = np.random.RandomState(2).rand(10000)
+    np.save(tmp_path / "a.npy", a)
+    p = run_ferry("run", "--port", str(server.port), os.path.join(MODELS, "parallel.so"), "psum",
+                  "--input", str(tmp_path / "a.npy"),
+                  "--output", str(tmp_path / "s.npy") + ":float64:1")
+    assert p.returncode == 0, p.stderr
+    assert np.load(tmp_path / "s.npy")[0] == pytest.approx(a.sum(), rel=1e-12)
+
+
+def test_crash_and_timeouts(spawn, server):
+    crash = os.path.join(MODELS, "crash.so")
+    port = str(server.port)
+    # A kernel that segfaults ends the session, not the server.
+    p = run_ferry("run", "--port", port, crash, "crash", "--arg", "int:1")
+    assert p.returncode == 1 and "closed the session" in p.stderr, p.stderr
+    # A kernel that never returns: the session timeout the client asked for
+    # ends it, and the server's notice reaches the client.
+    t0 = time.monotonic()
+    p = run_ferry("run", "--port", port, "--session-timeout", "1", crash, "crash",
+                  "--arg", "int:3", timeout=30)
+    assert p.returncode == 1 and "RPCSessionTimeoutError" in p.stderr, p.stderr
+    assert time.monotonic() - t0 < 15
+    # The server still serves.
+    p = run_ferry("run", "--port", port, TESTLIB, "add_i64", "--arg", "int:2", "--arg", "int:40")
+    assert (p.returncode, p.stdout) == (0, "42\n"), p.stderr
+    # Without a session timeout, the client's own reply deadline fires.
+    other = spawn("server", "--port", "0", "--session-timeout", "5")
+    t0 = time.monotonic()
+    p = run_ferry("run", "--port", str(other.port), "--timeout", "1", crash, "crash",
+                  "--arg", "int:3", timeout=30)
+    assert p.returncode == 1 and "no reply" in p.stderr and "within 1000 ms" in p.stderr, p.stderr
+    assert time.monotonic() - t0 < 10
