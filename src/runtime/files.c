@@ -4,7 +4,8 @@
  * A client name is relative to the work folder; absolute names, ".."
  * components and embedded NULs are refused, and every component is opened
  * with O_NOFOLLOW from the work folder down, so a symbolic link cannot
- * lead outside it either. */
+ * lead outside it either.  Object files and .tar archives are linked into
+ * a shared library first (linker.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,27 @@
 
 #define NAME_MAX_LEN 1024
 
+const char *ferry_files_name_problem(const char *name, size_t len, int allow_empty) {
+  if (strlen(name) != len)
+    return "file name contains a NUL byte";
+  if (len > NAME_MAX_LEN)
+    return "file name is too long";
+  if (len == 0 && !allow_empty)
+    return "empty file name";
+  if (name[0] == '/')
+    return "absolute path refused: names are relative to the session folder";
+  for (const char *p = name; *p;) {
+    const char *end = strchr(p, '/');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == 2 && p[0] == '.' && p[1] == '.')
+      return "path refused: '..' may not leave the session folder";
+    p += n;
+    while (*p == '/')
+      p++;
+  }
+  return NULL;
+}
+
 /* Checks a client-supplied name; allow_empty: "" names the folder itself. */
 static int check_name(ferry_call *c, const char *fname, int i, int allow_empty,
                       const char **out) {
@@ -26,31 +48,15 @@ static int check_name(ferry_call *c, const char *fname, int i, int allow_empty,
   int rc = ferry_arg_str(c, fname, i, &unvalidated_name);
   if (rc)
     return rc;
-  size_t len = c->args[i].v.str.len;
   if (c->rt->work_dir == NULL)
     return ferry_err_set(c->err, FERRY_ESTATE, "%s: this session has no work folder", fname);
-  if (strlen(unvalidated_name) != len)
-    return ferry_err_set(c->err, FERRY_EINVAL, "%s: file name contains a NUL byte", fname);
-  if (len > NAME_MAX_LEN)
-    return ferry_err_set(c->err, FERRY_ETOOBIG, "%s: file name is longer than %d bytes", fname,
-                         NAME_MAX_LEN);
-  if (len == 0 && !allow_empty)
-    return ferry_err_set(c->err, FERRY_EINVAL, "%s: empty file name", fname);
-  if (unvalidated_name[0] == '/')
-    return ferry_err_set(c->err, FERRY_EPERM,
-                         "%s: absolute path '%s' refused: names are relative to the session "
-                         "folder",
-                         fname, unvalidated_name);
-  for (const char *p = unvalidated_name; *p;) {
-    const char *end = strchr(p, '/');
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    if (n == 2 && p[0] == '.' && p[1] == '.')
-      return ferry_err_set(c->err, FERRY_EPERM,
-                           "%s: path '%s' refused: '..' may not leave the session folder",
-                           fname, unvalidated_name);
-    p += n;
-    while (*p == '/')
-      p++;
+  const char *why =
+      ferry_files_name_problem(unvalidated_name, c->args[i].v.str.len, allow_empty);
+  if (why != NULL) {
+    int code = strstr(why, "refused") ? FERRY_EPERM
+               : strstr(why, "long")  ? FERRY_ETOOBIG
+                                      : FERRY_EINVAL;
+    return ferry_err_set(c->err, code, "%s '%.200s': %s", fname, unvalidated_name, why);
   }
   *out = unvalidated_name;
   return FERRY_OK;
@@ -58,7 +64,7 @@ static int check_name(ferry_call *c, const char *fname, int i, int allow_empty,
 
 /* Opens name below the work folder without following symbolic links.
  * flags apply to the last component; returns an fd or -1 with errno. */
-static int open_below(const char *work_dir, const char *name, int flags, mode_t mode) {
+int ferry_files_open_below(const char *work_dir, const char *name, int flags, unsigned mode) {
   int dir = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0)
     return -1;
@@ -110,7 +116,7 @@ static int upload_fn(ferry_call *c) {
     rc = ferry_arg_bytes(c, "upload", 1, &data, &len);
   if (rc)
     return rc;
-  int fd = open_below(c->rt->work_dir, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int fd = ferry_files_open_below(c->rt->work_dir, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0)
     return ferry_err_set(c->err, FERRY_EIO, "Cannot open %s for writing: %s", name,
                          strerror(errno));
@@ -137,7 +143,7 @@ static int read_into_result(ferry_call *c, const char *name) {
   int rc = full_path(c, name, path, sizeof path);
   if (rc)
     return rc;
-  int fd = open_below(c->rt->work_dir, name, O_RDONLY, 0);
+  int fd = ferry_files_open_below(c->rt->work_dir, name, O_RDONLY, 0);
   if (fd < 0)
     return ferry_err_set(c->err, FERRY_EIO, "Cannot open %s: %s", path, strerror(errno));
   struct stat st;
@@ -199,7 +205,7 @@ static int remove_fn(ferry_call *c) {
     char parent[NAME_MAX_LEN + 1];
     memcpy(parent, name, (size_t)(slash - name));
     parent[slash - name] = 0;
-    dir = open_below(c->rt->work_dir, parent, O_RDONLY | O_DIRECTORY, 0);
+    dir = ferry_files_open_below(c->rt->work_dir, parent, O_RDONLY | O_DIRECTORY, 0);
   } else {
     dir = open(c->rt->work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   }
@@ -223,7 +229,7 @@ static int listdir_fn(ferry_call *c) {
   char path[PATH_MAX];
   if ((rc = full_path(c, name, path, sizeof path)))
     return rc;
-  int fd = open_below(c->rt->work_dir, name, O_RDONLY | O_DIRECTORY, 0);
+  int fd = ferry_files_open_below(c->rt->work_dir, name, O_RDONLY | O_DIRECTORY, 0);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
   if (d == NULL) {
     int saved = errno;
@@ -265,36 +271,22 @@ static int workpath_fn(ferry_call *c) {
   return ferry_call_return_str(c, path, strlen(path));
 }
 
-static int has_suffix(const char *s, const char *suf) {
-  size_t n = strlen(s), m = strlen(suf);
-  return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
-/* Validated name -> name of a loadable shared library (linking .o/.tar
- * would need a compiler on the device, which ferry does not assume). */
-static int linked_name(ferry_call *c, const char *fname, const char *name) {
-  if (has_suffix(name, ".o") || has_suffix(name, ".tar"))
-    return ferry_err_set(c->err, FERRY_EUNSUPPORTED,
-                         "%s %s: linking object files or .tar archives on the server is not "
-                         "supported; export the library as a .so on the host",
-                         fname, name);
-  return FERRY_OK;
-}
-
 static int load_module_fn(ferry_call *c) {
   const char *name;
   int rc = ferry_arg_count(c, "load_module", 1, 1);
   if (rc == FERRY_OK)
     rc = check_name(c, "load_module", 0, 0, &name);
+  char linked[NAME_MAX_LEN + 16];
   if (rc == FERRY_OK)
-    rc = linked_name(c, "load_module", name);
+    rc = ferry_link_module(c->rt, name, linked, sizeof linked, c->err);
   if (rc)
     return rc;
+  name = linked;
   char path[PATH_MAX];
   if ((rc = full_path(c, name, path, sizeof path)))
     return rc;
   /* Refuse a path through a symbolic link before handing it to dlopen. */
-  int fd = open_below(c->rt->work_dir, name, O_RDONLY, 0);
+  int fd = ferry_files_open_below(c->rt->work_dir, name, O_RDONLY, 0);
   if (fd < 0)
     return ferry_err_set(c->err, FERRY_EIO, "cannot load %s: %s", name, strerror(errno));
   close(fd);
@@ -311,9 +303,10 @@ static int download_linked_fn(ferry_call *c) {
   int rc = ferry_arg_count(c, "download_linked_module", 1, 1);
   if (rc == FERRY_OK)
     rc = check_name(c, "download_linked_module", 0, 0, &name);
+  char linked[NAME_MAX_LEN + 16];
   if (rc == FERRY_OK)
-    rc = linked_name(c, "download_linked_module", name);
-  return rc ? rc : read_into_result(c, name);
+    rc = ferry_link_module(c->rt, name, linked, sizeof linked, c->err);
+  return rc ? rc : read_into_result(c, linked);
 }
 
 const struct ferry_builtin ferry_files_builtins[] = {

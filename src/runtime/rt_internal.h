@@ -120,6 +120,20 @@ int ferry_library_env_func(void *mod_node, const char *name, ferry_func **out,
 /* A system-library symbol registered with TVMBackendRegisterSystemLibSymbol. */
 void *ferry_syslib_symbol(const char *name);
 
+/* ---- files (files.c, linker.c) ------------------------------------------- */
+
+/* Why a client file name is refused (absolute, "..", NUL, too long, empty
+ * unless allowed), or NULL when it is acceptable. */
+const char *ferry_files_name_problem(const char *name, size_t len, int allow_empty);
+/* Opens a checked name below work_dir without following symbolic links
+ * (flags/mode apply to the last component).  Returns an fd, or -1 + errno. */
+int ferry_files_open_below(const char *work_dir, const char *name, int flags, unsigned mode);
+/* For a name ending in .o or .tar: links it (extracting the archive first)
+ * into "<name>.so" with the C compiler, as TVM's server does, and writes
+ * that name to out.  Other names are copied to out unchanged. */
+int ferry_link_module(ferry_rt *rt, const char *name, char *out, size_t cap,
+                      ferry_err *err) FERRY_MUST_CHECK;
+
 /* ---- classic ABI (abi_classic.c) ----------------------------------------- */
 
 /* Wraps a TVMBackendPackedCFunc of a library; holds a reference on owner. */

@@ -294,10 +294,9 @@ static void load_errors(void **state) {
   assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &dev, 1, &c), FERRY_EUNSUPPORTED);
   assert_non_null(strstr(fx->err.msg, "'cuda'"));
   ferry_call_close(&c);
-  /* .o / .tar need a linker. */
+  /* .o that is not there. */
   ferry_value obj_name = str("lib.o");
-  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &obj_name, 1, &c),
-                   FERRY_EUNSUPPORTED);
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &obj_name, 1, &c), FERRY_EIO);
   ferry_call_close(&c);
   /* A library without __tvm_main__. */
   ferry_module *m = load(fx, "blobok.so");
@@ -546,6 +545,110 @@ static void wrong_argument_kinds(void **state) {
   ferry_obj_release(&m->base);
 }
 
+/* Runs a shell command inside the work folder. */
+static void sh(struct fixture *fx, const char *cmd) {
+  char full[1024];
+  snprintf(full, sizeof full, "cd %s && %s", fx->dir, cmd);
+  assert_int_equal(system(full), 0);
+}
+
+static void link_object_and_tar(void **state) {
+  struct fixture *fx = *state;
+  if (system("command -v cc >/dev/null 2>&1") != 0) {
+    skip();
+  }
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "cc -c -fPIC -O1 %s/testlib.c -o golden.o", FERRY_GOLDEN_DIR);
+  sh(fx, cmd);
+  sh(fx, "mkdir t && cp golden.o t/a.o && tar -cf golden.tar -C t a.o");
+  const char *names[] = {"golden.o", "golden.tar"};
+  for (int k = 0; k < 2; k++) {
+    ferry_value a = str(names[k]);
+    ferry_call c;
+    int rc = call_global(fx, "tvm.rpc.server.load_module", &a, 1, &c);
+    if (rc)
+      fprintf(stderr, "%s\n", fx->err.msg);
+    assert_int_equal(rc, 0);
+    ferry_module *m = (ferry_module *)c.ret.v.obj;
+    ferry_func *add = get_fn(fx, m, "add_i64");
+    ferry_call_close(&c);
+    ferry_value args[2] = {i64(2), i64(40)};
+    assert_int_equal(call(fx, add, args, 2, &c), 0);
+    assert_int_equal(c.ret.v.i, 42);
+    ferry_call_close(&c);
+    ferry_obj_release(&add->base);
+    /* download_linked_module gives the linked library's bytes. */
+    assert_int_equal(call_global(fx, "tvm.rpc.server.download_linked_module", &a, 1, &c), 0);
+    assert_int_equal(c.ret.kind, FERRY_KIND_BYTES);
+    assert_true(c.ret.v.str.len > 1000);
+    assert_memory_equal(c.ret.v.str.data, "\x7f" "ELF", 4);
+    ferry_call_close(&c);
+  }
+  /* An object that does not link: the compiler's message comes back. */
+  sh(fx, "echo junk > bad.o");
+  ferry_value bad = str("bad.o");
+  ferry_call c;
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &bad, 1, &c), FERRY_EIO);
+  assert_non_null(strstr(fx->err.msg, "linking failed"));
+  ferry_call_close(&c);
+}
+
+/* A ustar header for name with type and size (checksum left blank: ferry
+ * does not rely on it). */
+static void tar_header(uint8_t *h, const char *name, char type, size_t size, const char *link) {
+  memset(h, 0, 512);
+  strncpy((char *)h, name, 100);
+  snprintf((char *)h + 124, 12, "%011o", (unsigned)size);
+  h[156] = (uint8_t)type;
+  if (link)
+    strncpy((char *)h + 157, link, 100);
+  memcpy(h + 257, "ustar", 6);
+}
+
+static void hostile_tar(void **state) {
+  struct fixture *fx = *state;
+  struct {
+    const char *name;
+    char type;
+    const char *link;
+    const char *expect;
+  } cases[] = {
+      {"../evil.o", '0', NULL, "'..'"},
+      {"/tmp/evil.o", '0', NULL, "absolute"},
+      {"ln.o", '2', "/etc/passwd", "link"},
+      {"hard.o", '1', "/etc/passwd", "link"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    static uint8_t tar[512 * 4];
+    memset(tar, 0, sizeof tar);
+    tar_header(tar, cases[i].name, cases[i].type, cases[i].type == '0' ? 4 : 0, cases[i].link);
+    memcpy(tar + 512, "data", 4);
+    ferry_value up[2] = {str("h.tar"), {.kind = FERRY_KIND_BYTES}};
+    up[1].v.str.data = (const char *)tar;
+    up[1].v.str.len = sizeof tar;
+    ferry_call c;
+    assert_int_equal(call_global(fx, "tvm.rpc.server.upload", up, 2, &c), 0);
+    ferry_call_close(&c);
+    ferry_value n = str("h.tar");
+    assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &n, 1, &c), FERRY_EPERM);
+    assert_non_null(strstr(fx->err.msg, cases[i].expect));
+    ferry_call_close(&c);
+  }
+  assert_int_equal(access("/tmp/evil.o", F_OK), -1);
+  /* A size that runs past the archive. */
+  static uint8_t tar[1024];
+  tar_header(tar, "big.o", '0', 1 << 20, NULL);
+  ferry_value up[2] = {str("t.tar"), {.kind = FERRY_KIND_BYTES}};
+  up[1].v.str.data = (const char *)tar;
+  up[1].v.str.len = sizeof tar;
+  ferry_call c;
+  assert_int_equal(call_global(fx, "tvm.rpc.server.upload", up, 2, &c), 0);
+  ferry_call_close(&c);
+  ferry_value n = str("t.tar");
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &n, 1, &c), FERRY_EPROTO);
+  ferry_call_close(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(testlib_calls, setup, teardown),
@@ -559,6 +662,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(time_evaluator, setup, teardown),
       cmocka_unit_test_setup_teardown(system_lib, setup, teardown),
       cmocka_unit_test_setup_teardown(wrong_argument_kinds, setup, teardown),
+      cmocka_unit_test_setup_teardown(link_object_and_tar, setup, teardown),
+      cmocka_unit_test_setup_teardown(hostile_tar, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
