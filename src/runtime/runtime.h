@@ -24,7 +24,10 @@ typedef struct ferry_rt_options {
 /* Creates a runtime.  On failure *out is NULL and err says why. */
 int ferry_rt_open(ferry_rt **out, const ferry_rt_options *opt,
                   ferry_err *err) FERRY_MUST_CHECK;
-/* Frees every allocation and object the runtime still owns. */
+/* Frees every allocation and object the runtime still owns (buffers the
+ * client never freed, cached modules, worker threads).  Release every
+ * object obtained from the runtime (functions, modules, NDArrays) first:
+ * an NDArray released afterwards would touch the closed runtime. */
 void ferry_rt_close(ferry_rt *rt);
 
 /* Global function by name (runtime.SystemLib, tvm.rpc.server.upload, ...).

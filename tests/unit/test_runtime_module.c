@@ -298,6 +298,12 @@ static void load_errors(void **state) {
   ferry_value obj_name = str("lib.o");
   assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &obj_name, 1, &c), FERRY_EIO);
   ferry_call_close(&c);
+  /* A library needing a symbol nobody provides: named in the error. */
+  put_model(fx, "undefined.so", "undefined.so");
+  ferry_value undef = str("undefined.so");
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &undef, 1, &c), FERRY_EDLOPEN);
+  assert_non_null(strstr(fx->err.msg, "ferry_test_symbol_that_does_not_exist"));
+  ferry_call_close(&c);
   /* A library without __tvm_main__. */
   ferry_module *m = load(fx, "blobok.so");
   ferry_func *f = NULL;
