@@ -214,7 +214,7 @@ int px_web_handle_request(pconn *c, uint8_t *rest, size_t rest_len) {
     }
     c->ws = 1;
     c->state = PC_HANDSHAKE;
-    memcpy(c->name, "ws ", 3);
+    memcpy(c->name, "ws:", 3); /* was "web" */
     uv_timer_start(&c->timer, c->timer.timer_cb, (uint64_t)px->cfg->handshake_ms, 0);
     ferry_debug("%s: WebSocket open", c->name);
     if (rest_len) {

@@ -1,0 +1,253 @@
+/* Proxy throughput: one large transfer through a real `ferry proxy`
+ * (server and client legs both on loopback) against the same transfer over
+ * one direct loopback TCP connection, measured in the same run, plus the
+ * proxy's peak RSS (VmHWM) during it.
+ *
+ *   bench_proxy [MiB] [path/to/ferry]     (default 1024 MiB, ../ferry)
+ *
+ * Prints the two rates and their ratio; the proxy adds a second TCP hop
+ * and a user-space copy-free relay, so a ratio near 0.5-1.0 is wire speed
+ * on a 2-core machine (sender, proxy and receiver share the cores). */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/bytes.h"
+#include "wire/constants.h"
+
+#define CHUNK (256 * 1024)
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "bench_proxy: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static int connect_to(int port) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0)
+    die("connect");
+  int one = 1;
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return s;
+}
+
+static void write_all(int fd, const void *p, size_t n) {
+  const uint8_t *b = p;
+  while (n) {
+    ssize_t w = write(fd, b, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      die("write");
+    b += w;
+    n -= (size_t)w;
+  }
+}
+
+static void read_all(int fd, void *p, size_t n) {
+  uint8_t *b = p;
+  while (n) {
+    ssize_t r = read(fd, b, n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      die("read");
+    b += r;
+    n -= (size_t)r;
+  }
+}
+
+typedef struct sender {
+  int fd;
+  uint64_t bytes;
+} sender;
+
+static void *send_main(void *arg) {
+  sender *s = arg;
+  uint8_t *buf = malloc(CHUNK);
+  for (size_t i = 0; i < CHUNK; i++)
+    buf[i] = (uint8_t)(i * 31 + 7);
+  for (uint64_t left = s->bytes; left;) {
+    size_t n = left < CHUNK ? (size_t)left : CHUNK;
+    write_all(s->fd, buf, n);
+    left -= n;
+  }
+  free(buf);
+  return NULL;
+}
+
+/* Sends `bytes` on tx and receives them on rx; returns MiB/s.  Checks the
+ * byte pattern so that a corrupting relay cannot look fast. */
+static double transfer(int tx, int rx, uint64_t bytes) {
+  sender s = {tx, bytes};
+  pthread_t t;
+  double t0 = now_s();
+  pthread_create(&t, NULL, send_main, &s);
+  uint8_t *buf = malloc(CHUNK);
+  uint64_t got = 0;
+  while (got < bytes) {
+    ssize_t r = read(rx, buf, CHUNK);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      die("read");
+    for (ssize_t i = 0; i < r; i += 4093) {
+      uint64_t pos = (got + (uint64_t)i) % CHUNK;
+      if (buf[i] != (uint8_t)(pos * 31 + 7)) {
+        fprintf(stderr, "bench_proxy: corrupted byte at %llu\n",
+                (unsigned long long)(got + (uint64_t)i));
+        exit(1);
+      }
+    }
+    got += (uint64_t)r;
+  }
+  pthread_join(t, NULL);
+  double dt = now_s() - t0;
+  free(buf);
+  return (double)bytes / (1 << 20) / dt;
+}
+
+static double direct(uint64_t bytes) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) ||
+      getsockname(l, (struct sockaddr *)&a, &al))
+    die("listen");
+  int c = connect_to(ntohs(a.sin_port));
+  int s = accept(l, NULL, NULL);
+  int one = 1;
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  double r = transfer(s, c, bytes);
+  close(c);
+  close(s);
+  close(l);
+  return r;
+}
+
+static int handshake(int port, const char *key) {
+  int s = connect_to(port);
+  uint8_t hdr[8];
+  put_le32(hdr, FERRY_RPC_MAGIC);
+  put_le32(hdr + 4, (uint32_t)strlen(key));
+  write_all(s, hdr, 8);
+  write_all(s, key, strlen(key));
+  return s;
+}
+
+static void expect_success(int s) {
+  uint8_t hdr[8];
+  read_all(s, hdr, 8);
+  if ((int32_t)get_le32(hdr) != FERRY_RPC_CODE_SUCCESS) {
+    fprintf(stderr, "bench_proxy: pairing failed\n");
+    exit(1);
+  }
+  uint32_t n = get_le32(hdr + 4);
+  char key[256];
+  if (n >= sizeof key)
+    exit(1);
+  read_all(s, key, n);
+}
+
+static long vm_hwm_kib(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  long v = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0)
+      v = strtol(line + 6, NULL, 10);
+  if (f)
+    fclose(f);
+  return v;
+}
+
+int main(int argc, char **argv) {
+  uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 1024;
+  char ferry[PATH_MAX];
+  if (argc > 2) {
+    snprintf(ferry, sizeof ferry, "%s", argv[2]);
+  } else {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+      die("readlink");
+    self[n] = 0;
+    snprintf(ferry, sizeof ferry, "%s/../ferry", dirname(self));
+  }
+  uint64_t bytes = mib << 20;
+  signal(SIGPIPE, SIG_IGN);
+
+  int pipefd[2];
+  if (pipe(pipefd))
+    die("pipe");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 2);
+    close(pipefd[0]);
+    execl(ferry, ferry, "proxy", "--port", "0", "--silent", (char *)NULL);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  FILE *log = fdopen(pipefd[0], "r");
+  char line[512];
+  int port = 0;
+  while (!port && fgets(line, sizeof line, log)) {
+    char *p = strstr(line, "listening on ");
+    char *colon = p ? strrchr(p, ':') : NULL;
+    if (colon)
+      port = atoi(colon + 1);
+  }
+  if (!port) {
+    fprintf(stderr, "bench_proxy: %s proxy did not start\n", ferry);
+    return 1;
+  }
+  long hwm_idle = vm_hwm_kib(pid);
+
+  /* Warm-up, then the measured runs; direct first, proxy second. */
+  (void)direct(64);
+  double d = direct(bytes);
+  int srv = handshake(port, "server:bench");
+  int cli = handshake(port, "client:bench");
+  expect_success(srv);
+  expect_success(cli);
+  double p = transfer(srv, cli, bytes);
+  double p_back = transfer(cli, srv, bytes / 4);
+  long hwm = vm_hwm_kib(pid);
+  close(srv);
+  close(cli);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fclose(log);
+
+  printf("transfer size          %llu MiB\n", (unsigned long long)mib);
+  printf("direct loopback TCP    %8.1f MiB/s\n", d);
+  printf("through ferry proxy    %8.1f MiB/s  (server -> client)\n", p);
+  printf("through ferry proxy    %8.1f MiB/s  (client -> server, %llu MiB)\n", p_back,
+         (unsigned long long)(mib / 4));
+  printf("ratio proxy / direct   %8.2f\n", p / d);
+  printf("proxy peak RSS         %8ld KiB  (idle %ld KiB)\n", hwm, hwm_idle);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
