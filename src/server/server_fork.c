@@ -344,9 +344,10 @@ void server_fork_reap(ferry_server *s) {
         si.si_pid == q->pid)
       collect(s);
   }
-  /* Anything else that ended (nothing should): no zombies. */
-  while (waitpid(-1, NULL, WNOHANG) > 0)
-    ;
+  /* No waitpid(-1) here: the session child is the parent's only child
+   * (the --load-library check reaps its own), and reaping "any" child could
+   * take the session's exit status between the waitid above and its next
+   * call, leaving the session active forever. */
 }
 
 int64_t server_fork_tick(ferry_server *s, int64_t now) {
@@ -357,11 +358,14 @@ int64_t server_fork_tick(ferry_server *s, int64_t now) {
     ferry_warn("session %llu from %s: timeout (%gs), killing it",
                (unsigned long long)q->id, q->peer, q->timeout_s);
     q->timed_out = 1;
+    /* The child itself too, in case it left its group (setpgid/setsid). */
     kill(-q->pid, SIGTERM);
+    kill(q->pid, SIGTERM);
     q->kill_at_ms = now + SERVER_KILL_GRACE_MS;
   }
   if (q->kill_at_ms >= 0 && now >= q->kill_at_ms) {
     kill(-q->pid, SIGKILL);
+    kill(q->pid, SIGKILL);
     q->kill_at_ms = -1;
   }
   if (q->kill_at_ms >= 0)
@@ -375,6 +379,7 @@ void server_fork_stop(ferry_server *s) {
   if (!q->active || q->pid <= 0)
     return;
   kill(-q->pid, SIGKILL);
+  kill(q->pid, SIGKILL);
   siginfo_t si;
   while (waitid(P_PID, (id_t)q->pid, &si, WEXITED | WNOWAIT) < 0 &&
          errno == EINTR)

@@ -13,6 +13,8 @@
  * proxy. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -80,6 +82,13 @@ static int dial(ferry_server *s, char *err, size_t errcap) {
   }
   int fl = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  /* The wait for a client may last hours: keep-alive probes notice a proxy
+   * that vanished without closing (power loss, a dropped NAT mapping). */
+  int on = 1, idle = 60, intvl = 10, cnt = 3;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
   p->fd = fd;
   return 0;
 }

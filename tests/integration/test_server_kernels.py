@@ -78,12 +78,29 @@ def test_kernel_that_never_returns_times_out(setup):
     srv.wait_for(r"session 1 from \S+ ended: timed out")
 
 
+def _libm_path():
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if os.path.basename(path).startswith("libm.so"):
+                return path
+    return None
+
+
 def test_load_library_in_every_session(spawn, tmp_path):
-    testlib = os.path.join(BUILD, "tests", "models", "testlib.so")
-    # A relative name is taken from the server's start folder.
+    """--load-library takes a path (relative to the start folder: a session
+    runs in its own empty folder) or a bare name for dlopen's search.  A
+    library without TVM symbols is used: an ASan build flags two models
+    that both define __tvm_module_ctx under RTLD_GLOBAL."""
+    libm = _libm_path()
+    if not libm:
+        pytest.skip("no libm mapped in this Python")
+    copy = tmp_path / "libextra.so"
+    copy.write_bytes(open(libm, "rb").read())
     srv = spawn("server", "--port", "0", "--key", "cpu", "--work-dir",
                 str(tmp_path / "w"), "--load-library",
-                os.path.relpath(testlib), timeout=20)
+                os.path.relpath(str(copy)) + ":" + os.path.basename(libm),
+                timeout=20)
     for i in (1, 2):
         r = run_ferry("run", "--port", str(srv.port), "--key", "cpu",
                       "--timeout", "30", CRASH_SO, "crash", "--arg", "int:0",
