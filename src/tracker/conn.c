@@ -52,8 +52,13 @@ static void account_reader(tconn *c) {
 static void detach(tconn *c) {
   ferry_tracker *t = c->t;
   ferry_sched_owner_release(&t->sched, &c->owner);
+  if (c->info)
+    t->info_total -= ferry_tracker_info_size(c->info);
   ferry_tracker_info_free(c->info);
   c->info = NULL;
+  if (c->paused == 2)
+    t->nglobal_paused--;
+  c->paused = 0;
   t->buffered -= c->rd_held;
   c->rd_held = 0;
   ferry_frame_reader_close(&c->rd);
@@ -128,24 +133,43 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void resume(tconn *c) {
+  if (c->paused == 2)
+    c->t->nglobal_paused--;
   c->paused = 0;
   process(c);
   if (!c->closing && !c->paused)
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
+/* Resumes the connections paused because all peers' output was too large,
+ * once it has drained to half the ceiling.  O(connections), rare. */
+static void resume_global(ferry_tracker *t) {
+  if (!t->nglobal_paused || t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL / 2)
+    return;
+  tconn *c = t->conns;
+  while (c && t->nglobal_paused) {
+    tconn *next = c->next; /* resume may close c */
+    if (c->paused == 2)
+      resume(c);
+    c = next;
+  }
+}
+
 static void write_cb(uv_write_t *req, int status) {
   write_req *w = (write_req *)req;
   tconn *c = w->c;
+  ferry_tracker *t = c->t;
+  t->out_queued -= w->len;
   free(w);
+  resume_global(t);
   if (c->closing)
     return;
   if (status < 0) {
     ferry_tconn_close(c, FERRY_LOG_INFO, "write failed: %s", uv_strerror(status));
     return;
   }
-  if (c->paused && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <
-                       FERRY_TRACKER_OUT_LOW)
+  if (c->paused == 1 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <
+                            FERRY_TRACKER_OUT_LOW)
     resume(c);
 }
 
@@ -186,6 +210,7 @@ static int send_parts(tconn *c, const uint8_t *a, size_t alen, const void *b,
     free(w);
     return FERRY_EIO;
   }
+  c->t->out_queued += rest;
   if (!c->paused && uv_stream_get_write_queue_size(s) > FERRY_TRACKER_OUT_HIGH) {
     c->paused = 1; /* process() stops; write_cb resumes below the low mark */
     uv_read_stop(s);
@@ -204,7 +229,14 @@ int ferry_tconn_send(tconn *c, const void *body, size_t len) {
 /* Runs every complete frame the reader holds, unless back-pressure or a
  * close stops it; then updates the buffered-input accounting. */
 static void process(tconn *c) {
+  ferry_tracker *t = c->t;
   while (!c->closing && !c->paused) {
+    if (t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL) {
+      c->paused = 2;
+      t->nglobal_paused++;
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      break;
+    }
     const uint8_t *body;
     size_t len;
     int rc = ferry_frame_reader_next(&c->rd, &body, &len);
@@ -247,9 +279,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread == UV_ENOBUFS) {
-    /* The reader is full of frames we are not processing (paused). */
-    c->paused = 1;
-    uv_read_stop(s);
+    /* alloc_cb found the reader full.  That only happens while paused
+     * (and then reading is stopped), so this is a safety net: consume what
+     * can be consumed, and give up on a peer whose input cannot move. */
+    process(c);
+    if (!c->closing && !c->paused && c->rd.in.len - c->rd.consumed >= c->rd.in.max)
+      ferry_tconn_close(c, FERRY_LOG_WARN, "input buffer stuck full");
     return;
   }
   if (nread < 0) {

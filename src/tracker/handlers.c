@@ -43,8 +43,10 @@ static int on_put(tconn *c, ferry_tracker_request *r) {
   int rc = ferry_sched_put(&c->t->sched, &c->owner, r->key, r->matchkey, addr,
                            r->port_json);
   if (rc) {
-    ferry_tconn_close(c, FERRY_LOG_WARN, "PUT refused: %s (at most %d offers per peer)",
-                      ferry_strerror(rc), FERRY_SCHED_MAX_OFFERS_PER_OWNER);
+    ferry_tconn_close(c, FERRY_LOG_WARN,
+                      "PUT refused: %s (at most %d offers per peer, %u MiB in all)",
+                      ferry_strerror(rc), FERRY_SCHED_MAX_OFFERS_PER_OWNER,
+                      FERRY_TRACKER_MAX_STATE >> 20);
     return rc;
   }
   ferry_info("register %s (%s, %s:%s) from %s", r->key, r->matchkey, addr, r->port_json,
@@ -57,8 +59,10 @@ static int on_request(tconn *c, ferry_tracker_request *r) {
   ferry_info("request %s priority %g from %s", r->key, r->priority, c->name);
   int rc = ferry_sched_request(&c->t->sched, &c->owner, r->key, r->priority);
   if (rc)
-    ferry_tconn_close(c, FERRY_LOG_WARN, "REQUEST refused: %s (at most %d waiting per peer)",
-                      ferry_strerror(rc), FERRY_SCHED_MAX_REQUESTS_PER_OWNER);
+    ferry_tconn_close(c, FERRY_LOG_WARN,
+                      "REQUEST refused: %s (at most %d waiting per peer, %u MiB in all)",
+                      ferry_strerror(rc), FERRY_SCHED_MAX_REQUESTS_PER_OWNER,
+                      FERRY_TRACKER_MAX_STATE >> 20);
   return rc;
 }
 
@@ -67,11 +71,19 @@ static int on_update_info(tconn *c, ferry_tracker_request *r) {
     ferry_tconn_close(c, FERRY_LOG_WARN, "out of memory");
     return FERRY_ENOMEM;
   }
+  size_t old = ferry_tracker_info_size(c->info);
   int rc = ferry_tracker_info_merge(c->info, r->info, c->ip);
   if (rc) {
     ferry_tconn_close(c, FERRY_LOG_WARN, "UPDATE_INFO refused: %s (info limited to %d bytes)",
                       ferry_strerror(rc), FERRY_TRACKER_MAX_INFO);
     return rc;
+  }
+  ferry_tracker *t = c->t;
+  t->info_total = t->info_total - old + ferry_tracker_info_size(c->info);
+  if (t->info_total > FERRY_TRACKER_MAX_INFO_TOTAL) {
+    ferry_tconn_close(c, FERRY_LOG_WARN, "UPDATE_INFO refused: all peers' info over %u MiB",
+                      FERRY_TRACKER_MAX_INFO_TOTAL >> 20);
+    return FERRY_ETOOBIG;
   }
   const char *key = ferry_tracker_info_key(c->info);
   ferry_info("info %s from %s", key ? key : "(no key)", c->name);
@@ -97,6 +109,8 @@ static int on_summary(tconn *c) {
     rc = ferry_tracker_encode_summary(b, qs, nq, servers, ns);
     if (rc == 0)
       rc = ferry_tconn_send(c, b->data, b->len);
+    if (b->cap > (1u << 20))
+      ferry_buf_close(b); /* do not keep a rare huge summary's buffer */
   }
   free(qs);
   free(servers);

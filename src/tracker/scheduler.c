@@ -22,6 +22,7 @@ typedef struct ferry_sched_offer {
   ferry_sched_link olink; /* in owner->offers */
   queue *q;
   ferry_sched_owner *owner;
+  size_t size; /* bytes allocated, for the budget */
   const char *addr_json, *port_json, *matchkey; /* point into text[] */
   char text[];
 } offer;
@@ -144,6 +145,19 @@ static int grow_buckets(ferry_sched *s) {
   return 0;
 }
 
+/* Bytes a new queue for key would take (its heap grows separately). */
+static size_t queue_cost(const char *key) { return sizeof(queue) + strlen(key) + 1; }
+
+/* 0 if `more` bytes (plus a new queue for key, if it has none yet) fit in
+ * the scheduler's budget. */
+static int budget(const ferry_sched *s, const char *key, size_t more) {
+  if (!s->max_bytes)
+    return 0;
+  if (!find_queue(s, key, hash_key(key)))
+    more += queue_cost(key);
+  return s->bytes + more > s->max_bytes ? FERRY_ETOOBIG : 0;
+}
+
 static queue *get_queue(ferry_sched *s, const char *key, int *rc) {
   uint64_t h = hash_key(key);
   queue *q = find_queue(s, key, h);
@@ -164,6 +178,7 @@ static queue *get_queue(ferry_sched *s, const char *key, int *rc) {
   q->hnext = s->buckets[h & (s->nbuckets - 1)];
   s->buckets[h & (s->nbuckets - 1)] = q;
   s->nqueues++;
+  s->bytes += queue_cost(key);
   return q;
 }
 
@@ -173,6 +188,7 @@ static void free_queue(ferry_sched *s, queue *q) {
     pp = &(*pp)->hnext;
   *pp = q->hnext;
   list_remove(&q->order);
+  s->bytes -= queue_cost(q->key) + q->capheap * sizeof *q->heap;
   free(q->heap);
   free(q);
   s->nqueues--;
@@ -187,7 +203,8 @@ static void maybe_prune(ferry_sched *s, queue *q) {
 
 /* ---- offers and requests ------------------------------------------------ */
 
-static void free_offer(offer *o) {
+static void free_offer(ferry_sched *s, offer *o) {
+  s->bytes -= o->size;
   list_remove(&o->qlink);
   list_remove(&o->olink);
   o->q->nfree--;
@@ -195,7 +212,8 @@ static void free_offer(offer *o) {
   free(o);
 }
 
-static void free_request(request *r) {
+static void free_request(ferry_sched *s, request *r) {
+  s->bytes -= sizeof *r;
   heap_remove(r->q, r->hidx);
   list_remove(&r->olink);
   r->owner->nrequests--;
@@ -210,9 +228,9 @@ static void run_queue(ferry_sched *s, queue *q) {
     ferry_sched_grant g = {q->key, o->addr_json, o->port_json, o->matchkey,
                            o->owner, r->owner, r->priority};
     int delivered = s->grant_cb(s->ctx, &g) == 0;
-    free_request(r);
+    free_request(s, r);
     if (delivered) {
-      free_offer(o);
+      free_offer(s, o);
       s->grants++;
     } else {
       /* TVM puts an undeliverable offer at the end of the free list. */
@@ -230,10 +248,13 @@ int ferry_sched_put(ferry_sched *s, ferry_sched_owner *ow, const char *key,
     return FERRY_ETOOBIG;
   size_t la = strlen(addr_json) + 1, lp = strlen(port_json) + 1,
          lm = strlen(matchkey) + 1;
-  offer *o = malloc(sizeof *o + la + lp + lm);
+  size_t size = sizeof(offer) + la + lp + lm;
+  int rc = budget(s, key, size);
+  if (rc)
+    return rc;
+  offer *o = malloc(size);
   if (!o)
     return FERRY_ENOMEM;
-  int rc = 0;
   queue *q = get_queue(s, key, &rc);
   if (!q) {
     free(o);
@@ -247,6 +268,8 @@ int ferry_sched_put(ferry_sched *s, ferry_sched_owner *ow, const char *key,
   o->matchkey = o->text + la + lp;
   o->q = q;
   o->owner = ow;
+  o->size = size;
+  s->bytes += size;
   list_push_back(&q->free, &o->qlink);
   list_push_back(&ow->offers, &o->olink);
   q->nfree++;
@@ -259,10 +282,13 @@ int ferry_sched_request(ferry_sched *s, ferry_sched_owner *ow, const char *key,
                         double priority) {
   if (ow->nrequests >= FERRY_SCHED_MAX_REQUESTS_PER_OWNER)
     return FERRY_ETOOBIG;
+  /* The heap may double: count its growth too (a pointer per slot). */
+  int rc = budget(s, key, sizeof(request) + 2 * sizeof(request *));
+  if (rc)
+    return rc;
   request *r = malloc(sizeof *r);
   if (!r)
     return FERRY_ENOMEM;
-  int rc = 0;
   queue *q = get_queue(s, key, &rc);
   if (!q) {
     free(r);
@@ -277,6 +303,7 @@ int ferry_sched_request(ferry_sched *s, ferry_sched_owner *ow, const char *key,
       maybe_prune(s, q);
       return FERRY_ENOMEM;
     }
+    s->bytes += (cap - q->capheap) * sizeof *h;
     q->heap = h;
     q->capheap = cap;
   }
@@ -284,6 +311,7 @@ int ferry_sched_request(ferry_sched *s, ferry_sched_owner *ow, const char *key,
   r->owner = ow;
   r->priority = priority;
   r->seq = s->seq++;
+  s->bytes += sizeof *r;
   list_push_back(&ow->requests, &r->olink);
   ow->nrequests++;
   q->heap[q->nheap] = r;
@@ -307,13 +335,13 @@ void ferry_sched_owner_release(ferry_sched *s, ferry_sched_owner *ow) {
   while (!list_empty(&ow->offers)) {
     offer *o = ferry_container_of(ow->offers.next, offer, olink);
     queue *q = o->q;
-    free_offer(o);
+    free_offer(s, o);
     maybe_prune(s, q);
   }
   while (!list_empty(&ow->requests)) {
     request *r = ferry_container_of(ow->requests.next, request, olink);
     queue *q = r->q;
-    free_request(r);
+    free_request(s, r);
     maybe_prune(s, q);
   }
 }
@@ -348,9 +376,9 @@ void ferry_sched_close(ferry_sched *s) {
   while (!list_empty(&s->order)) {
     queue *q = ferry_container_of(s->order.next, queue, order);
     while (!list_empty(&q->free))
-      free_offer(ferry_container_of(q->free.next, offer, qlink));
+      free_offer(s, ferry_container_of(q->free.next, offer, qlink));
     while (q->nheap)
-      free_request(q->heap[q->nheap - 1]);
+      free_request(s, q->heap[q->nheap - 1]);
     free_queue(s, q);
   }
   free(s->buckets);

@@ -66,7 +66,9 @@ typedef struct ferry_sched {
   uint64_t seq;           /* request arrival counter */
   ferry_sched_grant_cb grant_cb;
   void *ctx;
-  uint64_t grants; /* statistics */
+  uint64_t grants;  /* statistics */
+  size_t bytes;     /* memory held by queues, offers and requests */
+  size_t max_bytes; /* ceiling on bytes (0: none); set after init */
 } ferry_sched;
 
 void ferry_sched_init(ferry_sched *s, ferry_sched_grant_cb cb, void *ctx);
@@ -82,12 +84,14 @@ void ferry_sched_owner_release(ferry_sched *s, ferry_sched_owner *o);
 /* Offers a resource under `key` (strings are copied; addr_json and
  * port_json are JSON texts echoed verbatim in the grant) and runs the
  * queue, which may grant it at once.  FERRY_ETOOBIG when the owner already
- * has FERRY_SCHED_MAX_OFFERS_PER_OWNER free offers, FERRY_ENOMEM. */
+ * has FERRY_SCHED_MAX_OFFERS_PER_OWNER free offers or the scheduler would
+ * hold more than max_bytes, FERRY_ENOMEM. */
 int ferry_sched_put(ferry_sched *s, ferry_sched_owner *o, const char *key,
                     const char *matchkey, const char *addr_json,
                     const char *port_json) FERRY_MUST_CHECK;
 /* Queues a request for `key` and runs the queue (it may be granted at
- * once).  FERRY_ETOOBIG over FERRY_SCHED_MAX_REQUESTS_PER_OWNER. */
+ * once).  FERRY_ETOOBIG over FERRY_SCHED_MAX_REQUESTS_PER_OWNER or
+ * max_bytes. */
 int ferry_sched_request(ferry_sched *s, ferry_sched_owner *o, const char *key,
                         double priority) FERRY_MUST_CHECK;
 

@@ -24,6 +24,13 @@
 #define FERRY_TRACKER_READ_CHUNK (32u << 10)
 /* All peers' partly received frames together may hold at most this much. */
 #define FERRY_TRACKER_MAX_BUFFERED (256u << 20)
+/* Tracker-wide ceilings, so that many peers each within their own limits
+ * still cannot exhaust memory: scheduler state (offers, requests, queues),
+ * UPDATE_INFO objects, and output queued for all peers (above it, every
+ * peer's request processing pauses until the output drains to half). */
+#define FERRY_TRACKER_MAX_STATE (256u << 20)
+#define FERRY_TRACKER_MAX_INFO_TOTAL (64u << 20)
+#define FERRY_TRACKER_MAX_OUT_TOTAL (256u << 20)
 /* Accepts per wake-up of the listening socket (bounded work). */
 #define FERRY_TRACKER_ACCEPTS_PER_WAKE 64
 
@@ -47,7 +54,10 @@ struct ferry_tracker {
   ferry_sched sched;
   tconn *conns, *conns_tail; /* doubly linked, in accept order */
   size_t nconns;
-  size_t buffered; /* bytes held by all frame readers */
+  size_t buffered;   /* bytes held by all frame readers */
+  size_t info_total; /* bytes of all connections' info objects */
+  size_t out_queued; /* bytes in write requests of all connections */
+  size_t nglobal_paused; /* connections paused for out_queued */
   uint64_t next_id;
   uint8_t readbuf[FERRY_TRACKER_READ_CHUNK]; /* shared: one thread */
   ferry_buf scratch; /* reply building, reused */
@@ -65,7 +75,8 @@ struct tconn {
   char ip_json[64];             /* the same as a JSON string literal */
   char name[64];                /* "ip:port" for log lines */
   int closing;                  /* uv_close requested */
-  int paused;                   /* reading stopped for back-pressure */
+  int paused;                   /* reading stopped for back-pressure:
+                                   1 its own output, 2 everyone's */
   int magic_done;
   int64_t partial_since_ms;     /* when an incomplete frame started; 0 none */
 };

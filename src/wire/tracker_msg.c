@@ -11,6 +11,7 @@
 
 struct ferry_tracker_info {
   json_t *obj; /* always a JSON object */
+  size_t size; /* bytes of its JSON text after the last merge */
 };
 
 /* Compact JSON text of v (bounded), for values stored and echoed later. */
@@ -35,6 +36,7 @@ ferry_tracker_info *ferry_tracker_info_new(void) {
   if (!info)
     return NULL;
   info->obj = json_object();
+  info->size = 0;
   if (!info->obj) {
     free(info);
     return NULL;
@@ -65,10 +67,12 @@ int ferry_tracker_info_merge(ferry_tracker_info *info,
     if (json_array_set_new(addr, 0, json_string(peer_ip ? peer_ip : "")) != 0)
       rc = FERRY_ENOMEM;
   }
+  size_t size = 0;
   if (rc == 0) {
     ferry_buf b;
     ferry_buf_init(&b, FERRY_TRACKER_MAX_INFO);
     rc = ferry_tracker_json_dump(&b, merged);
+    size = b.len;
     ferry_buf_close(&b);
   }
   if (rc) {
@@ -77,12 +81,17 @@ int ferry_tracker_info_merge(ferry_tracker_info *info,
   }
   json_decref(info->obj);
   info->obj = merged;
+  info->size = size;
   return 0;
 }
 
 const char *ferry_tracker_info_key(const ferry_tracker_info *info) {
   json_t *k = json_object_get(info->obj, "key");
   return json_is_string(k) ? json_string_value(k) : NULL;
+}
+
+size_t ferry_tracker_info_size(const ferry_tracker_info *info) {
+  return info->size;
 }
 
 int ferry_tracker_info_has_key(const ferry_tracker_info *info) {
@@ -172,6 +181,7 @@ static int decode_update_info(json_t *a, ferry_tracker_request *req,
   if (!req->info)
     return FERRY_ENOMEM;
   req->info->obj = json_incref(obj);
+  req->info->size = 0; /* never merged */
   return 0;
 }
 

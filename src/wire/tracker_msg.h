@@ -56,6 +56,9 @@ int ferry_tracker_info_merge(ferry_tracker_info *info,
 const char *ferry_tracker_info_key(const ferry_tracker_info *info);
 /* 1 if the object has a "key" entry of any type. */
 int ferry_tracker_info_has_key(const ferry_tracker_info *info);
+/* Bytes of the object's JSON text as of the last merge (0 for a new one),
+ * for callers that budget memory across many objects. */
+size_t ferry_tracker_info_size(const ferry_tracker_info *info);
 /* Appends the object as JSON text (Python's json.dumps layout). */
 int ferry_tracker_info_encode(const ferry_tracker_info *info,
                               ferry_buf *out) FERRY_MUST_CHECK;

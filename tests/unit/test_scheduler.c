@@ -261,6 +261,35 @@ static void heap_removal_keeps_order(void **state) {
   fx_free(f);
 }
 
+/* The byte budget refuses offers and requests past max_bytes, and every
+ * release gives the bytes back (bytes returns to 0). */
+static void byte_budget(void **state) {
+  (void)state;
+  fixture *f = fx_new();
+  f->s.max_bytes = 64 * 1024;
+  char key[2048];
+  memset(key, 'q', sizeof key - 1);
+  key[sizeof key - 1] = 0;
+  int refused = 0;
+  for (int i = 0; i < 200 && !refused; i++) {
+    key[0] = (char)('A' + i % 26);
+    key[1] = (char)('A' + i / 26);
+    int rc = ferry_sched_put(&f->s, &f->o[0], key, key, "\"127.0.0.1\"", "1");
+    if (rc == FERRY_ETOOBIG)
+      refused = 1;
+    else
+      assert_int_equal(rc, 0);
+  }
+  assert_true(refused);
+  assert_true(f->s.bytes <= f->s.max_bytes);
+  assert_int_equal(ferry_sched_request(&f->s, &f->o[1], key, 1), FERRY_ETOOBIG);
+  ferry_sched_owner_release(&f->s, &f->o[0]);
+  assert_int_equal(ferry_sched_request(&f->s, &f->o[1], key, 1), 0);
+  ferry_sched_owner_release(&f->s, &f->o[1]);
+  fx_free(f);
+  assert_int_equal(f->s.bytes, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(immediate_and_deferred),
@@ -274,6 +303,7 @@ int main(void) {
       cmocka_unit_test(creation_order_and_pruning),
       cmocka_unit_test(per_owner_limits),
       cmocka_unit_test(heap_removal_keeps_order),
+      cmocka_unit_test(byte_budget),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,6 +86,7 @@ static void update_info_merge(void **state) {
   ferry_buf_init(&b, 4096);
   assert_int_equal(ferry_tracker_info_encode(info, &b), 0);
   expect_text(&b, "{\"key\": \"server:cppcpu\", \"addr\": [\"127.0.0.1\", \"19220\"]}");
+  assert_int_equal(ferry_tracker_info_size(info), b.len);
   /* A second update overwrites in place and appends new keys. */
   assert_int_equal(decode("[5, {\"extra\": 1, \"key\": \"server:x\", \"addr\": [\"h\", 1]}]", &r), 0);
   assert_int_equal(ferry_tracker_info_merge(info, r.info, "127.0.0.1"), 0);
