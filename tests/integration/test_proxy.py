@@ -26,7 +26,6 @@ from conftest import (FERRY, GOLDEN, RPC_MAGIC, RPC_TRACKER_MAGIC, Daemon,
 CODE_SUCCESS = 0xFF271
 CODE_DUPLICATE = 0xFF272
 CODE_MISMATCH = 0xFF273
-CLASSIC = os.path.join(GOLDEN, "classic")
 
 
 # ---- helpers ---------------------------------------------------------------
@@ -95,8 +94,11 @@ def tracker_built():
     return r.returncode == 0
 
 
-def leg(name, folder="proxy"):
-    return load_link(os.path.join(CLASSIC, folder, name))
+DIALECTS = ["classic", "ffi"]  # tracker and proxy traffic is the same in both
+
+
+def leg(name, folder="proxy", dialect="classic"):
+    return load_link(os.path.join(GOLDEN, dialect, folder, name))
 
 
 def session_parts(conn, key_len_client, key_len_server):
@@ -278,9 +280,10 @@ def normalise(msg):
 
 # ---- proxy mode (no tracker): golden replay --------------------------------
 
-def test_golden_replay_without_tracker(spawn):
-    srv_leg = leg("server-proxy.jsonl", "proxy-notracker")
-    cli_leg = leg("client-proxy.jsonl", "proxy-notracker")
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_golden_replay_without_tracker(spawn, dialect):
+    srv_leg = leg("server-proxy.jsonl", "proxy-notracker", dialect)
+    cli_leg = leg("client-proxy.jsonl", "proxy-notracker", dialect)
     s_conn, c_conn = srv_leg[2], cli_leg[2]
     server_key, client_key = "server:K0", "client:K0 -timeout=30"
     # The recorded handshakes are what our peers send.
@@ -417,16 +420,22 @@ def test_side_closing_mid_transfer_closes_its_partner_only(spawn):
 
 # ---- tracker mode --------------------------------------------------------------
 
-def test_golden_tracker_leg_and_session(spawn, rtracker):
-    """Replays §11.2 / the `proxy` recording: three servers K2, K0, K1 dial
-    in, the proxy offers each at the tracker, a client with K1's match key
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_golden_tracker_leg_and_session(spawn, rtracker, dialect):
+    """Replays §11.2 / the `proxy` recording: three servers dial in, the
+    proxy offers each at the tracker, a client with one server's match key
     is paired, and the server that dials again is offered anew."""
-    rec = leg("proxy-tracker.jsonl")[2]
+    rec = leg("proxy-tracker.jsonl", dialect=dialect)[2]
     _, recorded = split_tracker_frames(rec["c2s"])
-    srv_leg = leg("server-proxy.jsonl")
+    srv_leg = leg("server-proxy.jsonl", dialect=dialect)
+    dialled = [(num, c["c2s"][8:17].decode()[7:]) for num, c in sorted(srv_leg.items())
+               if c["c2s"][:4] == struct.pack("<i", RPC_MAGIC)]
+    first3, (again_num, again_dev) = dialled[:3], dialled[-1]
+    used_num, used_dev = [(n, d) for n, d in first3 if srv_leg[n]["s2c"]][0]
+    assert again_dev == used_dev
     px = start_proxy(spawn, "--tracker", "127.0.0.1:%d" % rtracker.port)
     servers = {}
-    for num, dev in ((2, "K2"), (3, "K0"), (4, "K1")):
+    for num, dev in first3:
         s = socket.create_connection(("127.0.0.1", px.port), timeout=10)
         s.sendall(srv_leg[num]["c2s"][:17])  # W(magic) S("server:Kn")
         servers[dev] = s
@@ -436,34 +445,34 @@ def test_golden_tracker_leg_and_session(spawn, rtracker):
     rtracker.wait(lambda: any(m == [7] for _, m in rtracker.frames), timeout=5)
     got = [normalise(m) for _, m in rtracker.frames if m != [7]]
     want = [normalise(m) for m in recorded if m != [7]]
-    # Recorded: PUT K2, INFO [K2], PUT K0, INFO [K2,K0], PUT K1, INFO [..], [7], PUT K1.
+    # Recorded: PUT, INFO [a], PUT, INFO [a,b], PUT, INFO [a,b,c], [7], PUT.
     assert got == want[:6]
     # Every match key is <device>:<suffix> with no further ':' (B1 fixed).
     for m in rtracker.puts():
         dev, suffix = m[2][1].rsplit(":", 1)
         assert dev == m[1] and suffix and " " not in suffix
         assert m[2][0] == px.port and m[3] is None
-    # A client that got K1's key from the tracker is paired with K1.
-    mk = rtracker.hand_out("K1")
+    # A client that got the key from the tracker is paired with its server.
+    mk = rtracker.hand_out(used_dev)
     client_key = "client:%s -timeout=30" % mk
     cli = dial(px.port, client_key)
-    assert read_reply(servers["K1"]) == (CODE_SUCCESS, client_key)
-    assert read_reply(cli) == (CODE_SUCCESS, "server:K1")
-    # Relay the recorded session of K1 (conn 4 of the server leg).
-    conn = srv_leg[4]
+    assert read_reply(servers[used_dev]) == (CODE_SUCCESS, client_key)
+    assert read_reply(cli) == (CODE_SUCCESS, "server:" + used_dev)
+    # Relay the recorded session of that server.
+    conn = srv_leg[used_num]
     recorded_client_key = conn["s2c"][8:8 + struct.unpack("<i", conn["s2c"][4:8])[0]]
     srv_bytes, cli_bytes = session_parts(conn, len(recorded_client_key), 9)
     cli.sendall(cli_bytes)
-    assert recv_exact(servers["K1"], len(cli_bytes)) == cli_bytes
-    servers["K1"].sendall(srv_bytes)
+    assert recv_exact(servers[used_dev], len(cli_bytes)) == cli_bytes
+    servers[used_dev].sendall(srv_bytes)
     assert recv_exact(cli, len(srv_bytes)) == srv_bytes
-    servers["K1"].close()
+    servers[used_dev].close()
     assert is_closed(cli)
-    # K1 dials again (conn 5): a new PUT with a fresh key, no new INFO.
+    # The server dials again: a new PUT with a fresh key, no new INFO.
     again = socket.create_connection(("127.0.0.1", px.port), timeout=10)
-    again.sendall(srv_leg[5]["c2s"])
-    rtracker.wait(lambda: len(rtracker.puts("K1")) == 2)
-    second = rtracker.puts("K1")[1]
+    again.sendall(srv_leg[again_num]["c2s"])
+    rtracker.wait(lambda: len(rtracker.puts(used_dev)) == 2)
+    second = rtracker.puts(used_dev)[1]
     assert normalise(second) == want[6]
     assert second[2][1] != mk
     # The used key is gone: a second client with it is refused.
