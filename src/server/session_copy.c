@@ -3,6 +3,7 @@
  * the session's live allocations before memory is touched. */
 #include <string.h>
 
+#include "base/bytes.h"
 #include "server/session_internal.h"
 
 int session_copy_from(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) {
@@ -26,15 +27,16 @@ int session_copy_from(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *
   rc = session_tensor_bytes(s, t, nbytes, &src, err);
   if (rc)
     return rc;
+  /* The header goes through out, the bytes straight from the tensor: no
+   * staging copy of what may be a large tensor. */
   size_t mark = 0;
   s->out.len = 0;
   rc = ferry_rpc_packet_begin(&s->out, FERRY_RPC_COPY_ACK, &mark);
-  if (!rc)
-    rc = ferry_buf_append(&s->out, src, (size_t)nbytes);
   if (rc)
-    return ferry_err_set(err, rc, "RuntimeError: cannot build a reply of %llu bytes",
-                         (unsigned long long)nbytes);
-  ferry_rpc_packet_end(&s->out, mark);
+    return ferry_err_set(err, rc, "RuntimeError: out of memory");
+  put_le64(s->out.data + mark, 4 + nbytes); /* the code and the tail */
+  s->tail = src;
+  s->tail_len = (size_t)nbytes;
   return FERRY_OK;
 }
 
@@ -55,6 +57,26 @@ int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *er
   if (nbytes)
     memcpy(dst, data, (size_t)nbytes);
   return session_reply_void(s);
+}
+
+int session_copy_to_target(ferry_session *s, const uint8_t *head, size_t head_len,
+                           uint64_t payload_len, void **dst, ferry_err *err) {
+  ferry_rpc_why why;
+  ferry_rpc_why_clear(&why);
+  DLTensor *t = NULL;
+  size_t tlen = 0;
+  int rc = ferry_rpc_tensor_decode(head, head_len, &s->arena, &t, &tlen, &why);
+  if (rc || tlen + 8 != head_len)
+    return ferry_err_set(err, rc ? rc : FERRY_EPROTO, "ValueError: malformed kCopyToRemote: %s",
+                         why.msg[0] ? why.msg : "bad header");
+  uint64_t unvalidated_nbytes = get_le64(head + tlen);
+  if (unvalidated_nbytes != payload_len)
+    return ferry_err_set(err, FERRY_EPROTO,
+                         "ValueError: malformed kCopyToRemote: kCopyToRemote declares %llu "
+                         "bytes but carries %llu",
+                         (unsigned long long)unvalidated_nbytes,
+                         (unsigned long long)payload_len);
+  return session_tensor_bytes(s, t, payload_len, dst, err);
 }
 
 int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) {

@@ -24,6 +24,11 @@ typedef struct ferry_session {
   ferry_handles handles;
   ferry_func max_packet_fn; /* tvm.rpc.server.GetCRTMaxPacketSize, if enabled */
   uint64_t unknown_releases; /* kFreeHandle of handles not in the table */
+  /* Written after out, for replies that carry tensor bytes (kCopyAck):
+   * they go to the socket straight from tensor memory, without a copy.
+   * Valid until the reply is written. */
+  const void *tail;
+  size_t tail_len;
 } ferry_session;
 
 /* The dialect replies are encoded in: the detected one, classic before. */
@@ -64,6 +69,12 @@ int session_get_global(ferry_session *s, const ferry_value *v, int n, ferry_err 
 int session_free_handle(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
 int session_copy_from(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
 int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
+/* Checks the head of a kCopyToRemote whose payload the caller streams
+ * straight into tensor memory: head = tensor + u64 nbytes (head_len bytes),
+ * payload_len = what the packet carries after it.  On success *dst is
+ * where the payload goes. */
+int session_copy_to_target(ferry_session *s, const uint8_t *head, size_t head_len,
+                           uint64_t payload_len, void **dst, ferry_err *err) FERRY_MUST_CHECK;
 int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
 int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int n,
                            ferry_err *err) FERRY_MUST_CHECK;

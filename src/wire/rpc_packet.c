@@ -61,6 +61,23 @@ void ferry_rpc_reader_commit(ferry_rpc_reader *r, size_t n) {
   ferry_buf_commit(&r->in, n);
 }
 
+const uint8_t *ferry_rpc_reader_buffered(ferry_rpc_reader *r, size_t *len) {
+  reader_drop(r);
+  *len = r->in.len;
+  return r->in.data;
+}
+
+void ferry_rpc_reader_discard(ferry_rpc_reader *r, size_t n) {
+  reader_drop(r);
+  ferry_buf_consume(&r->in, n);
+}
+
+void ferry_rpc_reader_shrink(ferry_rpc_reader *r, size_t keep) {
+  reader_drop(r);
+  if (r->in.len == 0 && r->in.cap > keep)
+    ferry_buf_close(&r->in);
+}
+
 size_t ferry_rpc_reader_want(const ferry_rpc_reader *r) {
   size_t have = r->in.len - r->consumed;
   const uint8_t *p = r->in.data + r->consumed;

@@ -98,6 +98,15 @@ void ferry_rpc_reader_commit(ferry_rpc_reader *r, size_t n);
  * blocking caller read exactly what is needed and never over-read into the
  * next packet. */
 size_t ferry_rpc_reader_want(const ferry_rpc_reader *r);
+/* The bytes fed and not yet returned as a packet (*len of them), for a
+ * caller that handles the start of a large packet itself (the session
+ * streams kCopyToRemote payloads straight into tensor memory); then
+ * ferry_rpc_reader_discard() drops the first n of them (n <= *len). */
+const uint8_t *ferry_rpc_reader_buffered(ferry_rpc_reader *r, size_t *len);
+void ferry_rpc_reader_discard(ferry_rpc_reader *r, size_t n);
+/* Frees the buffer if nothing is buffered and it is larger than keep
+ * bytes, so one huge packet does not pin its memory for the session. */
+void ferry_rpc_reader_shrink(ferry_rpc_reader *r, size_t keep);
 /* Next packet.  FERRY_OK with *pkt; FERRY_EAGAIN: need more bytes;
  * FERRY_ETOOBIG: packet_nbytes > max_packet; FERRY_EPROTO:
  * 0 < packet_nbytes < 4 (no room for the code).  Empty packets

@@ -615,6 +615,95 @@ static void bad_tensors(void **state) {
   shutdown_ok(p);
 }
 
+/* kCopyToRemote of >= 64 KiB is streamed into tensor memory: the same
+ * checks, the same replies, and a refused packet is skipped whole. */
+static void large_copies(void **state) {
+  (void)state;
+  peer *p = start(0, 0);
+  init_server(p);
+  int64_t shape[1] = {1 << 20};
+  DLTensor t = {.device = {kDLCPU, 0}, .ndim = 1, .dtype = {kDLFloat, 32, 1}, .shape = shape};
+  uint64_t data = alloc_tensor(p, &t);
+  t.data = (void *)(uintptr_t)data;
+  size_t n = (size_t)4 << 20;
+  uint8_t *in = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    in[i] = (uint8_t)(i * 7 + (i >> 13));
+  ferry_buf body;
+  ferry_buf_init(&body, (size_t)64 << 20);
+  assert_int_equal(ferry_rpc_copy_to_encode(&body, &t, in, n), 0);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, body.len);
+  assert_int_equal(reply_value(p).kind, FERRY_KIND_NONE);
+  /* Read back in two halves. */
+  for (int half = 0; half < 2; half++) {
+    body.len = 0;
+    t.byte_offset = half * (n / 2);
+    assert_int_equal(ferry_rpc_copy_from_encode(&body, &t, n / 2), 0);
+    send_packet(p, FERRY_RPC_COPY_FROM_REMOTE, body.data, body.len);
+    uint8_t *reply;
+    size_t len;
+    assert_int_equal(recv_packet(p, &reply, &len), FERRY_RPC_COPY_ACK);
+    assert_int_equal(len, n / 2);
+    assert_memory_equal(reply, in + half * (n / 2), n / 2);
+    free(reply);
+  }
+  t.byte_offset = 0;
+  /* A second chunk at an offset (chunked upload), one byte past the end. */
+  body.len = 0;
+  t.byte_offset = n / 2;
+  assert_int_equal(ferry_rpc_copy_to_encode(&body, &t, in, n / 2 + 1), 0);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, body.len);
+  expect_exception(p, "");
+  t.byte_offset = 0;
+  /* A foreign destination: refused, the payload skipped, session alive. */
+  DLTensor foreign = t;
+  foreign.data = in;
+  body.len = 0;
+  assert_int_equal(ferry_rpc_copy_to_encode(&body, &foreign, in, n), 0);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, body.len);
+  expect_exception(p, "of this session");
+  /* ndim 1000, negative ndim and a lying nbytes in large packets. */
+  body.len = 0;
+  assert_int_equal(ferry_rpc_copy_to_encode(&body, &t, in, 1 << 17), 0);
+  put_le32(body.data + 16, 1000);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, body.len);
+  expect_exception(p, "ndim 1000");
+  put_le32(body.data + 16, (uint32_t)-7);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, body.len);
+  expect_exception(p, "ndim -7");
+  put_le32(body.data + 16, 1);
+  put_le64(body.data + 40, 1ull << 62);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, body.len);
+  expect_exception(p, "declares");
+  /* A header that claims more shape than the packet holds. */
+  put_le32(body.data + 16, 32);
+  send_packet(p, FERRY_RPC_COPY_TO_REMOTE, body.data, 40);
+  expect_exception(p, "");
+  /* Still alive: the data written first is intact. */
+  body.len = 0;
+  assert_int_equal(ferry_rpc_copy_from_encode(&body, &t, 64), 0);
+  send_packet(p, FERRY_RPC_COPY_FROM_REMOTE, body.data, body.len);
+  uint8_t *reply;
+  size_t len;
+  assert_int_equal(recv_packet(p, &reply, &len), FERRY_RPC_COPY_ACK);
+  assert_memory_equal(reply, in, 64);
+  free(reply);
+  /* EOF in the middle of a streamed payload ends the session. */
+  body.len = 0;
+  assert_int_equal(ferry_rpc_copy_to_encode(&body, &t, in, n), 0);
+  ferry_buf framed;
+  ferry_buf_init(&framed, (size_t)64 << 20);
+  size_t mark;
+  assert_int_equal(ferry_rpc_packet_begin(&framed, FERRY_RPC_COPY_TO_REMOTE, &mark), 0);
+  assert_int_equal(ferry_buf_append(&framed, body.data, body.len), 0);
+  ferry_rpc_packet_end(&framed, mark);
+  send_all(p, framed.data, framed.len / 2);
+  ferry_buf_close(&framed);
+  ferry_buf_close(&body);
+  free(in);
+  assert_int_equal(finish(p), FERRY_ECLOSED);
+}
+
 static void broken_streams(void **state) {
   (void)state;
   /* A 2^62 packet length ends the session before anything is allocated. */
@@ -744,7 +833,8 @@ int main(void) {
       cmocka_unit_test(files_flow),         cmocka_unit_test(tensor_flow),
       cmocka_unit_test(device_syscalls),    cmocka_unit_test(max_packet_function),
       cmocka_unit_test(wrong_codes),        cmocka_unit_test(bad_sequences),
-      cmocka_unit_test(bad_tensors),        cmocka_unit_test(broken_streams),
+      cmocka_unit_test(bad_tensors),        cmocka_unit_test(large_copies),
+      cmocka_unit_test(broken_streams),
       cmocka_unit_test(timeout_packet),     cmocka_unit_test(module_flow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
