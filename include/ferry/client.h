@@ -86,6 +86,12 @@ int ferry_client_connect(const char *host, int port, const char *key,
                          const ferry_client_opts *opts, ferry_client **out,
                          char *err, size_t errcap) FERRY_MUST_CHECK;
 
+/* The same on a socket the caller connected itself (a tunnel, a socket
+ * pair to a server in the same program).  c takes ownership of fd: it is
+ * closed by ferry_client_close, or before returning on failure. */
+int ferry_client_connect_fd(int fd, const char *key, const ferry_client_opts *opts,
+                            ferry_client **out, char *err, size_t errcap) FERRY_MUST_CHECK;
+
 /* Asks a tracker for a server of this key (REQUEST with the given
  * priority: larger is served first; TVM's default is 1), waits in the
  * queue until one is granted or opts->timeout_ms passes (FERRY_ETIMEDOUT:

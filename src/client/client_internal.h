@@ -115,11 +115,12 @@ ferry_remote *client_remote_new(ferry_client *c, enum ferry_kind kind,
                                 uint64_t handle);
 void client_remote_unlink(ferry_remote *r);
 
-/* ---- client_tracker.c -------------------------------------------------- */
+/* ---- client_session.c ------------------------------------------------- */
 
-/* Opens a session (connect, handshake with "client:<key>", kInitServer);
- * client_session.c.  deadline_ms < 0: none. */
-int client_open(const char *host, int port, const char *key,
+/* Opens a session: connects to host:port (or uses fd when >= 0, which it
+ * then owns in every case), handshake with "client:<key>", kInitServer.
+ * deadline_ms < 0: none. */
+int client_open(const char *host, int port, int fd, const char *key,
                 const ferry_client_opts *o, int64_t deadline_ms,
                 ferry_client **out, char *err, size_t errcap) FERRY_MUST_CHECK;
 

@@ -43,8 +43,7 @@ static int ms_left(int64_t deadline_ms) {
 }
 
 /* W(magic) S("client:<key>[ -timeout=<s>]"), then W(code) [S(server key)]. */
-static int handshake(ferry_client *c, const char *host, int port, const char *key,
-                     int64_t dl) {
+static int handshake(ferry_client *c, const char *key, int64_t dl) {
   char ks[FERRY_HANDSHAKE_MAX_KEY];
   int n;
   if (c->opts.session_timeout_s > 0)
@@ -59,7 +58,7 @@ static int handshake(ferry_client *c, const char *host, int port, const char *ke
     return client_fail(c, rc, "cannot encode the handshake");
   rc = ferry_write_full(c->fd, c->out.data, c->out.len, dl);
   if (rc)
-    return client_fail(c, rc, "cannot send the handshake to %s:%d: %s", host, port,
+    return client_fail(c, rc, "cannot send the handshake to %s: %s", c->peer,
                        ferry_strerror(rc));
 
   /* Read exactly the answer: the word, then (on success) the key, never a
@@ -72,7 +71,7 @@ static int handshake(ferry_client *c, const char *host, int port, const char *ke
     rc = ferry_read_full(c->fd, b, want, dl, NULL);
     if (rc) {
       ferry_handshake_reader_close(&r);
-      return client_fail(c, rc, "%s:%d %s during the handshake", host, port,
+      return client_fail(c, rc, "%s %s during the handshake", c->peer,
                          rc == FERRY_ECLOSED ? "closed the connection" : ferry_strerror(rc));
     }
     rc = ferry_handshake_reader_feed(&r, b, want, &used);
@@ -80,8 +79,7 @@ static int handshake(ferry_client *c, const char *host, int port, const char *ke
       break;
     if (rc != FERRY_EAGAIN) {
       ferry_handshake_reader_close(&r);
-      return client_fail(c, FERRY_EPROTO, "%s:%d sent a malformed handshake answer", host,
-                         port);
+      return client_fail(c, FERRY_EPROTO, "%s sent a malformed handshake answer", c->peer);
     }
     /* After the word comes the key length, then the key itself (its
      * length already bounded by the reader). */
@@ -93,13 +91,12 @@ static int handshake(ferry_client *c, const char *host, int port, const char *ke
   ferry_handshake_reader_close(&r);
   /* TVM's wording (rpc_socket_impl.cc), so scripts that grep it still work. */
   if (word == FERRY_RPC_CODE_MISMATCH)
-    return client_fail(c, FERRY_EMISMATCH, "URL %s:%d cannot find server that matches key=%s",
-                       host, port, ks);
+    return client_fail(c, FERRY_EMISMATCH, "URL %s cannot find server that matches key=%s",
+                       c->peer, ks);
   if (word == FERRY_RPC_CODE_DUPLICATE)
-    return client_fail(c, FERRY_EDUPLICATE, "URL %s:%d server already have key=%s", host,
-                       port, ks);
+    return client_fail(c, FERRY_EDUPLICATE, "URL %s server already have key=%s", c->peer, ks);
   if (word != FERRY_RPC_CODE_SUCCESS)
-    return client_fail(c, FERRY_EMAGIC, "URL %s:%d is not TVM RPC server", host, port);
+    return client_fail(c, FERRY_EMAGIC, "URL %s is not TVM RPC server", c->peer);
   return 0;
 }
 
@@ -143,10 +140,13 @@ static void client_free(ferry_client *c) {
   free(c);
 }
 
-int client_open(const char *host, int port, const char *key, const ferry_client_opts *o,
-                int64_t dl, ferry_client **out, char *err, size_t errcap) {
+int client_open(const char *host, int port, int fd, const char *key,
+                const ferry_client_opts *o, int64_t dl, ferry_client **out, char *err,
+                size_t errcap) {
   ferry_client *c = client_new(o);
   if (!c) {
+    if (fd >= 0)
+      close(fd);
     snprintf(err, errcap, "out of memory");
     return FERRY_ENOMEM;
   }
@@ -155,8 +155,12 @@ int client_open(const char *host, int port, const char *key, const ferry_client_
   if (!c->d)
     rc = client_fail(c, FERRY_EUNSUPPORTED, "the %s session dialect is not built in",
                      ferry_client_dialect_name(c->opts.dialect));
-  snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
-  if (!rc) {
+  c->fd = fd; /* owned from here on: client_free closes it */
+  if (fd >= 0)
+    ferry_peer_name(fd, c->peer, sizeof c->peer);
+  else
+    snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+  if (!rc && fd < 0) {
     char cerr[256] = "";
     rc = ferry_tcp_connect(host, port, ms_left(dl), &c->fd, cerr, sizeof cerr);
     if (rc)
@@ -164,7 +168,7 @@ int client_open(const char *host, int port, const char *key, const ferry_client_
                   cerr[0] ? cerr : ferry_strerror(rc));
   }
   if (!rc)
-    rc = handshake(c, host, port, key ? key : "", dl);
+    rc = handshake(c, key ? key : "", dl);
   if (!rc) {
     /* kInitServer's reply shares the connect deadline. */
     int saved = c->opts.timeout_ms;
@@ -193,7 +197,19 @@ int ferry_client_connect(const char *host, int port, const char *key,
                          const ferry_client_opts *opts, ferry_client **out, char *err,
                          size_t errcap) {
   int t = opts ? opts->timeout_ms : 60000;
-  return client_open(host, port, key, opts, t > 0 ? ferry_now_ms() + t : -1, out, err, errcap);
+  return client_open(host, port, -1, key, opts, t > 0 ? ferry_now_ms() + t : -1, out, err,
+                     errcap);
+}
+
+int ferry_client_connect_fd(int fd, const char *key, const ferry_client_opts *opts,
+                            ferry_client **out, char *err, size_t errcap) {
+  if (fd < 0) {
+    snprintf(err, errcap, "no socket");
+    return FERRY_EINVAL;
+  }
+  int t = opts ? opts->timeout_ms : 60000;
+  return client_open(NULL, 0, fd, key, opts, t > 0 ? ferry_now_ms() + t : -1, out, err,
+                     errcap);
 }
 
 void ferry_client_close(ferry_client *c) {

@@ -66,7 +66,7 @@ int ferry_client_connect_tracker(const char *tracker_host, int tracker_port, con
       ferry_tracker_link_init(&link);
       continue;
     }
-    rc = client_open(g.host, g.port, g.matchkey, opts, dl, out, lerr, sizeof lerr);
+    rc = client_open(g.host, g.port, -1, g.matchkey, opts, dl, out, lerr, sizeof lerr);
     ferry_tracker_grant_close(&g);
     if (rc == 0) {
       ferry_tracker_link_close(&link);
