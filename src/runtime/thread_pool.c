@@ -8,6 +8,7 @@
  * penv->num_task, which compiled code partitions its loop by.  The pool
  * lives from the first launch until ferry_rt_close (one session per
  * process); launches are serialised and nested launches refused. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,32 +18,55 @@
 
 #define POOL_MAX_THREADS 256
 #define POOL_ERR_MAX 4096
+/* Before a thread sleeps on a condition variable it polls: POOL_SPIN
+ * iterations with a pause, then POOL_YIELD with sched_yield.  Kernels
+ * launched back to back (a timed loop) then hand over without a futex
+ * wake-up each, yet a machine with more runnable threads than cores still
+ * runs the others (TVM's pool yields while it spins for the same reason);
+ * an idle pool sleeps after well under a millisecond. */
+#define POOL_SPIN 256
+#define POOL_YIELD 2000
+
+static inline void cpu_relax(int spins) {
+  if (spins < POOL_SPIN) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+  } else {
+    sched_yield();
+  }
+}
 
 struct barrier {
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int count, arrived;
-  unsigned gen;
+  int count;
+  atomic_int arrived;
+  atomic_uint gen;
 };
 
 static struct {
-  pthread_mutex_t lock;       /* guards everything below */
-  pthread_cond_t work_cv;     /* workers wait here for a new generation */
-  pthread_cond_t done_cv;     /* the launcher waits here for remaining == 0 */
-  pthread_mutex_t launch_lock;/* one launch at a time */
-  int configured;             /* requested thread count (0 = default) */
-  int nthreads;               /* threads incl. the launcher, once started */
+  pthread_mutex_t lock;        /* guards the condition variables and errors */
+  pthread_cond_t work_cv;      /* workers sleep here for a new generation */
+  pthread_cond_t done_cv;      /* the launcher sleeps here for remaining == 0 */
+  pthread_mutex_t launch_lock; /* one launch (and start/stop) at a time */
+  int configured;              /* requested thread count (0 = default) */
+  int nthreads;                /* threads incl. the launcher, once started */
   pthread_t *workers;
   int nworkers;
-  int stop;
-  unsigned gen;
-  unsigned start_gen; /* gen when the workers were started */
+  atomic_int stop;
+  atomic_uint gen;      /* bumped once per launch that needs workers */
+  unsigned start_gen;   /* gen when the workers were started */
+  /* The current launch: written before gen is bumped (release), read by
+   * workers after they see the new gen (acquire). */
   FTVMParallelLambda fn;
   void *cdata;
   int num_task;
-  int remaining;
   TVMParallelGroupEnv penv;
   struct barrier bar;
+  atomic_int remaining; /* worker tasks not finished yet */
   char errors[POOL_ERR_MAX];
   size_t errlen;
 } pool = {
@@ -69,10 +93,10 @@ static int default_threads(void) {
 }
 
 void ferry_thread_pool_configure(int num_threads) {
-  pthread_mutex_lock(&pool.lock);
+  pthread_mutex_lock(&pool.launch_lock);
   if (pool.workers == NULL)
     pool.configured = num_threads > POOL_MAX_THREADS ? POOL_MAX_THREADS : num_threads;
-  pthread_mutex_unlock(&pool.lock);
+  pthread_mutex_unlock(&pool.launch_lock);
 }
 
 /* Runs one task, recording its error text. */
@@ -83,7 +107,7 @@ static void run_task(int task_id) {
   in_lambda = 0;
   if (rc != 0) {
     pthread_mutex_lock(&pool.lock);
-    if (pool.errlen < POOL_ERR_MAX) {
+    if (pool.errlen + 1 < POOL_ERR_MAX) {
       int n = snprintf(pool.errors + pool.errlen, POOL_ERR_MAX - pool.errlen,
                        "Task %d error: %s\n", task_id, ferry_backend_last_error());
       if (n > 0)
@@ -94,25 +118,39 @@ static void run_task(int task_id) {
   }
 }
 
+/* Waits until pool.gen differs from seen (or stop); returns the new gen. */
+static unsigned wait_for_work(unsigned seen) {
+  unsigned g;
+  for (int spins = 0; spins < POOL_SPIN + POOL_YIELD; spins++) {
+    g = atomic_load_explicit(&pool.gen, memory_order_acquire);
+    if (g != seen || atomic_load_explicit(&pool.stop, memory_order_relaxed))
+      return g;
+    cpu_relax(spins);
+  }
+  pthread_mutex_lock(&pool.lock);
+  while ((g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen &&
+         !atomic_load(&pool.stop))
+    pthread_cond_wait(&pool.work_cv, &pool.lock);
+  pthread_mutex_unlock(&pool.lock);
+  return g;
+}
+
 static void *worker_main(void *arg) {
   int id = (int)(intptr_t)arg; /* task id this worker runs: 1..nworkers */
-  pthread_mutex_lock(&pool.lock);
   unsigned seen = pool.start_gen;
   for (;;) {
-    while (!pool.stop && pool.gen == seen)
-      pthread_cond_wait(&pool.work_cv, &pool.lock);
-    if (pool.stop)
+    seen = wait_for_work(seen);
+    if (atomic_load(&pool.stop))
       break;
-    seen = pool.gen;
     if (id >= pool.num_task)
       continue;
-    pthread_mutex_unlock(&pool.lock);
     run_task(id);
-    pthread_mutex_lock(&pool.lock);
-    if (--pool.remaining == 0)
+    if (atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&pool.lock);
       pthread_cond_signal(&pool.done_cv);
+      pthread_mutex_unlock(&pool.lock);
+    }
   }
-  pthread_mutex_unlock(&pool.lock);
   ferry_backend_release_thread();
   return NULL;
 }
@@ -125,9 +163,9 @@ static int pool_start(void) {
   pool.workers = calloc((size_t)n, sizeof *pool.workers);
   if (pool.workers == NULL)
     return -1;
-  pool.stop = 0;
+  atomic_store(&pool.stop, 0);
   pool.nworkers = 0;
-  pool.start_gen = pool.gen;
+  pool.start_gen = atomic_load(&pool.gen);
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.workers[pool.nworkers], NULL, worker_main, (void *)(intptr_t)i))
       break; /* fewer threads still work: tasks are capped to what exists */
@@ -140,18 +178,16 @@ static int pool_start(void) {
 void ferry_thread_pool_shutdown(void) {
   pthread_mutex_lock(&pool.launch_lock);
   pthread_mutex_lock(&pool.lock);
-  pool.stop = 1;
+  atomic_store(&pool.stop, 1);
   pthread_cond_broadcast(&pool.work_cv);
   pthread_mutex_unlock(&pool.lock);
   for (int i = 0; i < pool.nworkers; i++)
     pthread_join(pool.workers[i], NULL);
   free(pool.workers);
-  pthread_mutex_lock(&pool.lock);
   pool.workers = NULL;
   pool.nworkers = 0;
   pool.nthreads = 0;
-  pool.stop = 0;
-  pthread_mutex_unlock(&pool.lock);
+  atomic_store(&pool.stop, 0);
   pthread_mutex_unlock(&pool.launch_lock);
 }
 
@@ -172,27 +208,31 @@ int TVMBackendParallelLaunch(FTVMParallelLambda flambda, void *cdata, int num_ta
   }
   if (num_task <= 0 || num_task > pool.nthreads)
     num_task = pool.nthreads;
-  pthread_mutex_lock(&pool.lock);
   pool.fn = flambda;
   pool.cdata = cdata;
   pool.num_task = num_task;
-  pool.remaining = num_task - 1;
   pool.penv.sync_handle = &pool.bar;
   pool.penv.num_task = num_task;
   pool.bar.count = num_task;
-  pool.bar.arrived = 0;
+  atomic_store(&pool.bar.arrived, 0);
   pool.errlen = 0;
   pool.errors[0] = 0;
+  atomic_store(&pool.remaining, num_task - 1);
   if (num_task > 1) {
-    pool.gen++;
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
     pthread_cond_broadcast(&pool.work_cv);
+    pthread_mutex_unlock(&pool.lock);
   }
-  pthread_mutex_unlock(&pool.lock);
 
   run_task(0);
 
+  for (int spins = 0; spins < POOL_SPIN + POOL_YIELD &&
+                     atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0;
+       spins++)
+    cpu_relax(spins);
   pthread_mutex_lock(&pool.lock);
-  while (pool.remaining > 0)
+  while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0)
     pthread_cond_wait(&pool.done_cv, &pool.lock);
   int rc = 0;
   if (pool.errlen) {
@@ -209,16 +249,23 @@ int TVMBackendParallelBarrier(int task_id, TVMParallelGroupEnv *penv) {
   if (penv == NULL || penv->num_task <= 1)
     return 0;
   struct barrier *b = penv->sync_handle;
-  pthread_mutex_lock(&b->lock);
-  unsigned gen = b->gen;
-  if (++b->arrived == b->count) {
-    b->arrived = 0;
-    b->gen++;
+  unsigned gen = atomic_load_explicit(&b->gen, memory_order_acquire);
+  if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) + 1 == b->count) {
+    atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+    pthread_mutex_lock(&b->lock);
+    atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
     pthread_cond_broadcast(&b->cond);
-  } else {
-    while (gen == b->gen)
-      pthread_cond_wait(&b->cond, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    return 0;
   }
+  for (int spins = 0; spins < POOL_SPIN + POOL_YIELD; spins++) {
+    if (atomic_load_explicit(&b->gen, memory_order_acquire) != gen)
+      return 0;
+    cpu_relax(spins);
+  }
+  pthread_mutex_lock(&b->lock);
+  while (atomic_load_explicit(&b->gen, memory_order_acquire) == gen)
+    pthread_cond_wait(&b->cond, &b->lock);
   pthread_mutex_unlock(&b->lock);
   return 0;
 }
