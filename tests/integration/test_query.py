@@ -247,3 +247,30 @@ def test_busybox_names(tracker, tmp_path):
     finally:
         trk.terminate()
         assert trk.wait(10) == 0
+
+
+def test_device_keys_with_colons_and_no_colon(tracker):
+    """TVM split "server:127.0.0.1:5555" at every ':' (counting it under
+    "127.0.0.1") and crashed on a key without ':'; ferry takes everything
+    after the first ':' and skips entries that name no device."""
+    trk = tracker()
+    a = TrackerConn(trk.port)
+    assert a.call([5, {"key": "server:127.0.0.1:5555", "addr": [None, 5555]}]) == 0
+    assert a.call([3, "127.0.0.1:5555", [5555, "127.0.0.1:5555:0.1"], None]) == 0
+    b = TrackerConn(trk.port)
+    assert b.call([5, {"key": "serverX", "addr": [None, 1]}]) == 0
+    r = q(trk.port)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "127.0.0.1:5555           server:127.0.0.1:5555" in lines
+    assert "127.0.0.1:1              serverX" in lines
+    assert "127.0.0.1:5555   1      1     0      " in lines
+
+
+def test_tracker_options(tracker):
+    r = run_ferry("tracker", "--help")
+    assert r.returncode == 0 and "--port-end" in r.stdout and "127.0.0.1" in r.stdout
+    r = run_ferry("tracker", "--port", "70000")
+    assert r.returncode == 2 and "port out of range" in r.stderr
+    r = run_ferry("query", "--help")
+    assert r.returncode == 0 and "--json" in r.stdout
