@@ -8,7 +8,7 @@ CMAKE ?= cmake
 BUILD ?= build
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-asan check test test-asan demo install fuzz bench clean
+.PHONY: all deps build build-asan check test test-asan demo install fuzz bench cross package clean
 
 all: build
 
@@ -48,5 +48,16 @@ demo: build
 install: build
 	@$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
+# Cross build for a device: make cross ARCH=aarch64 (or ARCH=armhf).
+ARCH ?= aarch64
+CROSS_TOOLCHAIN_aarch64 = cmake/toolchains/aarch64-linux-gnu.cmake
+CROSS_TOOLCHAIN_armhf = cmake/toolchains/arm-linux-gnueabihf.cmake
+cross:
+	@sh scripts/install-deps.sh --cross $(ARCH)
+	@$(CMAKE) -S . -B build-$(ARCH) -DCMAKE_TOOLCHAIN_FILE=$(CROSS_TOOLCHAIN_$(ARCH)) \
+	  -DFERRY_TESTS=OFF -DFERRY_MODELS=ON -DFERRY_WERROR=ON >/dev/null
+	@$(CMAKE) --build build-$(ARCH) -j $(JOBS)
+	@echo "ferry: built build-$(ARCH)/ferry"
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-aarch64 build-armhf

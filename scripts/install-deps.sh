@@ -3,9 +3,32 @@
 # Safe to run again: it does nothing when everything is present.
 set -eu
 
+# `install-deps.sh --cross ARCH` (aarch64 or armhf) also installs the cross
+# compiler, the target's multiarch -dev packages and qemu-user.
+CROSS_ARCH=""
+if [ "${1:-}" = "--cross" ]; then
+  case "${2:-}" in
+    aarch64 | arm64) CROSS_ARCH=arm64 CROSS_TRIPLE=aarch64-linux-gnu ;;
+    armhf | arm) CROSS_ARCH=armhf CROSS_TRIPLE=arm-linux-gnueabihf ;;
+    *) echo "ferry: --cross takes aarch64 or armhf" >&2; exit 2 ;;
+  esac
+fi
+
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
 python3-numpy procps"
+
+if [ -n "$CROSS_ARCH" ]; then
+  PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \
+binutils-$CROSS_TRIPLE qemu-user libuv1-dev:$CROSS_ARCH libjansson-dev:$CROSS_ARCH"
+  if ! dpkg --print-foreign-architectures | grep -qx "$CROSS_ARCH"; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "ferry: as root: dpkg --add-architecture $CROSS_ARCH" >&2
+      exit 1
+    fi
+    dpkg --add-architecture "$CROSS_ARCH"
+  fi
+fi
 
 missing=""
 for p in $PACKAGES; do
