@@ -3,8 +3,10 @@
  *
  * These are the exported symbols a C-source TVM library resolves from the
  * executable; LLVM-built libraries reach them through the __TVM* context
- * slots the loader fills from ferry_backend_ctx_slots (which also makes the
- * linker keep every one of them in the ferry binary). */
+ * slots the loader fills from ferry_backend_ctx_slots.  The loader's use of
+ * that table (and of ferry_backend_set_rt) pulls this object, thread_pool.o
+ * and abi_classic.o into the ferry binary, whose ENABLE_EXPORTS then
+ * exports every TVM* function defined in them. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,11 +230,6 @@ const struct ferry_ctx_slot ferry_backend_ctx_slots[] = {
     SLOT(TVMBackendFreeWorkspace),
     SLOT(TVMBackendParallelLaunch),
     SLOT(TVMBackendParallelBarrier),
-    /* Not context slots in TVM, listed so the linker keeps them exported. */
-    SLOT(TVMBackendRegisterSystemLibSymbol),
-    SLOT(TVMBackendRunOnce),
-    SLOT(TVMBackendRegisterEnvCAPI),
-    SLOT(TVMGetLastError),
 };
 #undef SLOT
 const size_t ferry_backend_nctx_slots =

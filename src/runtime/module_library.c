@@ -234,6 +234,15 @@ static size_t symbol_size(void *p) {
   return (size_t)sym->st_size;
 }
 
+static int is_pointer_variable(void *p) {
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (dladdr1(p, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL)
+    return 0;
+  int type = ELF64_ST_TYPE(sym->st_info);
+  return (type == STT_OBJECT || type == STT_COMMON) && sym->st_size >= sizeof(void *);
+}
+
 static int check_elf(const char *path, const char *name, ferry_err *err) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -300,14 +309,17 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
     lib->dl_base = (uintptr_t)lm->l_addr;
   for (size_t i = 0; i < ferry_backend_nctx_slots; i++) {
     void *slot = lib_symbol(lib, ferry_backend_ctx_slots[i].symbol, 0);
-    if (slot != NULL)
+    /* Only a pointer variable is a slot: writing over a function of that
+     * name would fault on its read-only code. */
+    if (slot != NULL && is_pointer_variable(slot))
       memcpy(slot, &ferry_backend_ctx_slots[i].impl, sizeof ferry_backend_ctx_slots[i].impl);
   }
   const uint8_t *blob = lib_symbol(lib, "__tvm_dev_mblob", 0);
   size_t avail = blob ? symbol_size((void *)blob) : 0;
   if (blob && avail == 0)
     avail = FERRY_RT_MAX_FILE; /* size unknown: trust the blob's own header */
-  rc = library_init(lib, blob, avail, lib_symbol(lib, "__tvm_module_ctx", 0), out, err);
+  void *ctx = lib_symbol(lib, "__tvm_module_ctx", 0);
+  rc = library_init(lib, blob, avail, ctx && is_pointer_variable(ctx) ? ctx : NULL, out, err);
   ferry_obj_release(&lib->base.base); /* the root (or lib itself) holds it now */
   return rc;
 }

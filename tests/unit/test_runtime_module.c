@@ -329,6 +329,18 @@ static void blob_ok_and_reload(void **state) {
   ferry_obj_release(&m->base);
 }
 
+static void odd_slots_untouched(void **state) {
+  struct fixture *fx = *state;
+  ferry_module *m = load(fx, "oddslots.so");
+  ferry_func *f = get_fn(fx, m, "slot_value");
+  ferry_call c;
+  assert_int_equal(call(fx, f, NULL, 0, &c), 0);
+  assert_int_equal(c.ret.v.i, 10);
+  ferry_call_close(&c);
+  ferry_obj_release(&f->base);
+  ferry_obj_release(&m->base);
+}
+
 static void csource_library(void **state) {
   struct fixture *fx = *state;
   ferry_module *m = load(fx, "csource.so");
@@ -663,6 +675,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(load_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(blob_ok_and_reload, setup, teardown),
       cmocka_unit_test_setup_teardown(csource_library, setup, teardown),
+      cmocka_unit_test_setup_teardown(odd_slots_untouched, setup, teardown),
       cmocka_unit_test_setup_teardown(matmul, setup, teardown),
       cmocka_unit_test_setup_teardown(parallel_and_workspace, setup, teardown),
       cmocka_unit_test_setup_teardown(time_evaluator, setup, teardown),
