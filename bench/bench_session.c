@@ -12,6 +12,9 @@
  *      idle after start and idle again after the sessions, and the time
  *      from exec to "listening".
  *
+ * ferry and the baseline are measured alternately in rounds and each
+ * reports its best round, so that other load on the machine hits both.
+ *
  *   bench_session [--ferry PATH] [--lib testlib.so] [--calls N] [--mb N]
  *
  * --ferry defaults to the `ferry` next to this program or one folder up
@@ -161,45 +164,36 @@ static void raw_wait(pid_t pid, int fd) {
   waitpid(pid, &st, 0);
 }
 
-/* Mean seconds per ping-pong of req/rep bytes over n rounds. */
-static double raw_pingpong(size_t req, size_t rep, int n) {
-  pid_t pid;
-  int fd = raw_peer(PEER_PINGPONG, req, rep, n + n / 10, &pid);
+/* Seconds for n ping-pongs of req/rep bytes on an open raw connection. */
+static double raw_pingpong(int fd, size_t req, size_t rep, int n) {
   char out[64], in[64];
   memset(out, 1, sizeof out);
-  for (int i = 0; i < n / 10; i++) /* warm-up */
-    if (ferry_write_full(fd, out, req, -1) || ferry_read_full(fd, in, rep, -1, NULL))
-      die("raw ping-pong", NULL);
   double t0 = now_s();
   for (int i = 0; i < n; i++)
     if (ferry_write_full(fd, out, req, -1) || ferry_read_full(fd, in, rep, -1, NULL))
       die("raw ping-pong", NULL);
-  double dt = (now_s() - t0) / n;
-  raw_wait(pid, fd);
-  return dt;
+  return now_s() - t0;
 }
 
-/* Best seconds for sending nbytes and getting a 1-byte acknowledgement
+/* Seconds for sending nbytes and getting a 1-byte acknowledgement
  * (upload), or asking with 1 byte and receiving nbytes (download). */
-static double raw_bulk(const void *data, void *sink, size_t nbytes, int reps, int upload) {
-  pid_t pid;
-  int fd = upload ? raw_peer(PEER_SINK, nbytes, 1, reps, &pid)
-                  : raw_peer(PEER_SOURCE, 1, nbytes, reps, &pid);
-  double best = 1e30;
+static double raw_bulk(int fd, const void *data, void *sink, size_t nbytes, int upload) {
   char ack = 0;
-  for (int i = 0; i < reps; i++) {
-    double t0 = now_s();
-    int rc = upload ? (ferry_write_full(fd, data, nbytes, -1) ||
-                       ferry_read_full(fd, &ack, 1, -1, NULL))
-                    : (ferry_write_full(fd, &ack, 1, -1) ||
-                       ferry_read_full(fd, sink, nbytes, -1, NULL));
-    if (rc)
-      die("raw bulk transfer", NULL);
-    double dt = now_s() - t0;
-    best = dt < best ? dt : best;
-  }
-  raw_wait(pid, fd);
-  return best;
+  double t0 = now_s();
+  int rc = upload ? (ferry_write_full(fd, data, nbytes, -1) ||
+                     ferry_read_full(fd, &ack, 1, -1, NULL))
+                  : (ferry_write_full(fd, &ack, 1, -1) ||
+                     ferry_read_full(fd, sink, nbytes, -1, NULL));
+  if (rc)
+    die("raw bulk transfer", NULL);
+  return now_s() - t0;
+}
+
+static double min_of(const double *v, int n) {
+  double m = v[0];
+  for (int i = 1; i < n; i++)
+    m = v[i] < m ? v[i] : m;
+  return m;
 }
 
 /* ---- ferry ---------------------------------------------------------------------- */
@@ -271,17 +265,30 @@ int main(int argc, char **argv) {
   check(c, ferry_client_upload_file(c, lib, "testlib.so"), "upload");
   check(c, ferry_client_load_module(c, "testlib.so", &mod), "load_module");
   check(c, ferry_client_module_function(c, mod, "count_args", &f), "count_args");
+  /* Measurements alternate between ferry and the raw baseline in rounds,
+   * and each side reports its best round, so that load from other
+   * processes on the machine affects both alike. */
+  enum { ROUNDS = 10 };
   ferry_result r;
-  for (int i = 0; i < calls / 10; i++)
+  for (int i = 0; i < calls / 10; i++) /* warm-up */
     check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
-  double t0 = now_s();
-  for (int i = 0; i < calls; i++)
-    check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
-  double call_s = (now_s() - t0) / calls;
+  /* kCallFunc(handle, 0 args) is 8+4+8+4 bytes; the int reply 8+4+4+8+8+8. */
+  pid_t pp;
+  int pfd = raw_peer(PEER_PINGPONG, 24, 40, calls + calls / 10, &pp);
+  (void)raw_pingpong(pfd, 24, 40, calls / 10);
+  double call_t[ROUNDS], raw_t[ROUNDS];
+  int per = calls / ROUNDS;
+  for (int k = 0; k < ROUNDS; k++) {
+    double t0 = now_s();
+    for (int i = 0; i < per; i++)
+      check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
+    call_t[k] = (now_s() - t0) / per;
+    raw_t[k] = raw_pingpong(pfd, 24, 40, per) / per;
+  }
+  raw_wait(pp, pfd);
   if (r.value.kind != FERRY_KIND_INT || r.value.v.i != 0)
     die("count_args() did not return 0", NULL);
-  /* kCallFunc(handle, 0 args) is 8+4+8+4 bytes; the int reply 8+4+4+8+8+8. */
-  double raw_s = raw_pingpong(24, 40, calls);
+  double call_s = min_of(call_t, ROUNDS), raw_s = min_of(raw_t, ROUNDS);
 
   /* 2. bulk copies */
   size_t nbytes = (size_t)mb << 20;
@@ -290,26 +297,33 @@ int main(int argc, char **argv) {
     die("out of memory", NULL);
   for (size_t i = 0; i < nbytes; i++)
     data[i] = (uint8_t)(i * 131u);
+  memset(back, 0, nbytes);
   int64_t shape[1] = {(int64_t)nbytes};
   ferry_remote *t = NULL;
   check(c, ferry_client_tensor_empty(c, (DLDevice){kDLCPU, 0}, 1, shape,
                                      (DLDataType){kDLUInt, 8, 1}, &t), "tensor_empty");
-  int reps = 5;
-  double up = 1e30, down = 1e30;
-  for (int i = 0; i < reps; i++) {
-    double s = now_s();
+  enum { REPS = 5 };
+  pid_t sp, rp;
+  int sfd = raw_peer(PEER_SINK, nbytes, 1, REPS, &sp);
+  int rfd = raw_peer(PEER_SOURCE, 1, nbytes, REPS, &rp);
+  double up_t[REPS], down_t[REPS], rup_t[REPS], rdown_t[REPS];
+  for (int i = 0; i < REPS; i++) {
+    double s0 = now_s();
     check(c, ferry_client_tensor_copy_in(c, t, data, nbytes), "copy in");
-    double d = now_s() - s;
-    up = d < up ? d : up;
-    s = now_s();
+    up_t[i] = now_s() - s0;
+    rup_t[i] = raw_bulk(sfd, data, back, nbytes, 1);
+    s0 = now_s();
     check(c, ferry_client_tensor_copy_out(c, t, back, nbytes), "copy out");
-    d = now_s() - s;
-    down = d < down ? d : down;
+    down_t[i] = now_s() - s0;
+    if (i == 0 && memcmp(data, back, nbytes) != 0)
+      die("tensor data came back different", NULL);
+    rdown_t[i] = raw_bulk(rfd, data, back, nbytes, 0);
   }
-  if (memcmp(data, back, nbytes) != 0)
-    die("tensor data came back different", NULL);
-  double raw_up = raw_bulk(data, back, nbytes, reps, 1);
-  double raw_down = raw_bulk(data, back, nbytes, reps, 0);
+  raw_wait(sp, sfd);
+  raw_wait(rp, rfd);
+  double up = min_of(up_t, REPS), down = min_of(down_t, REPS);
+  double raw_up = min_of(rup_t, REPS), raw_down = min_of(rdown_t, REPS);
+  int reps = REPS;
   long rss_session = -1;
   {
     /* The session runs in a forked child of the server: the newest child. */

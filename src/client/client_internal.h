@@ -62,6 +62,9 @@ struct ferry_client {
   char server_key[256];
   char peer[160];
   char err[CLIENT_ERR_MAX];
+  /* Read-ahead (client_net.c): bytes received but not consumed yet. */
+  size_t rpos, rlen;
+  uint8_t rbuf[16384];
 };
 
 /* Records a message (printf-style) in c->err and returns code.  Unlike the
@@ -103,6 +106,16 @@ int client_callfunc(ferry_client *c, uint64_t handle, const ferry_value *args,
 /* kFreeHandle(handle, kind). */
 int client_free_handle(ferry_client *c, uint64_t handle,
                        enum ferry_kind kind) FERRY_MUST_CHECK;
+
+/* ---- client_net.c -------------------------------------------------------- */
+
+/* Applies opts.timeout_ms to the socket's blocking calls. */
+void client_net_setup(ferry_client *c);
+/* Sends a then b (bn may be 0) in as few system calls as possible. */
+int client_net_send(ferry_client *c, const void *a, size_t an, const void *b, size_t bn,
+                    int64_t deadline_ms) FERRY_MUST_CHECK;
+/* Reads exactly n bytes (FERRY_ECLOSED, FERRY_ETIMEDOUT, FERRY_EIO). */
+int client_net_read(ferry_client *c, void *dst, size_t n, int64_t deadline_ms) FERRY_MUST_CHECK;
 
 /* ---- client_calls.c ------------------------------------------------------- */
 

@@ -54,11 +54,14 @@ int client_packet_begin(ferry_client *c, int code, size_t *mark) {
   return 0;
 }
 
-static int send_out(ferry_client *c, size_t mark, uint64_t extra, int64_t dl) {
+/* Sends c->out and then `extra` bytes of data (part of the same packet:
+ * its length field is adjusted to cover them). */
+static int send_out(ferry_client *c, size_t mark, const void *data, uint64_t extra,
+                    int64_t dl) {
   ferry_rpc_packet_end(&c->out, mark);
-  if (extra) /* the caller sends `extra` more body bytes itself */
+  if (extra)
     put_le64(c->out.data + mark, get_le64(c->out.data + mark) + extra);
-  int rc = ferry_write_full(c->fd, c->out.data, c->out.len, dl);
+  int rc = client_net_send(c, c->out.data, c->out.len, data, (size_t)extra, dl);
   if (rc)
     return broken(c, rc, "sending a request");
   return 0;
@@ -69,7 +72,7 @@ static int send_out(ferry_client *c, size_t mark, uint64_t extra, int64_t dl) {
 static int read_prefix(ferry_client *c, int64_t dl, uint64_t *len, int32_t *code) {
   uint8_t hdr[12];
   for (;;) {
-    int rc = ferry_read_full(c->fd, hdr, 8, dl, NULL);
+    int rc = client_net_read(c, hdr, 8, dl);
     if (rc)
       return broken(c, rc, "waiting for a reply");
     uint64_t unvalidated_len = get_le64(hdr);
@@ -81,7 +84,7 @@ static int read_prefix(ferry_client *c, int64_t dl, uint64_t *len, int32_t *code
                          "reply packet of %" PRIu64 " bytes from %s (limit %" PRIu64 ")",
                          unvalidated_len, c->peer, c->opts.max_reply_bytes);
     }
-    rc = ferry_read_full(c->fd, hdr + 8, 4, dl, NULL);
+    rc = client_net_read(c, hdr + 8, 4, dl);
     if (rc)
       return broken(c, rc, "reading a reply");
     *len = unvalidated_len;
@@ -112,7 +115,7 @@ static int read_body(ferry_client *c, uint64_t len, int32_t code, int64_t dl) {
       c->broken = 1;
       return client_fail(c, FERRY_ENOMEM, "no memory for a reply of %" PRIu64 " bytes", len);
     }
-    int rc = ferry_read_full(c->fd, p, chunk, dl, NULL);
+    int rc = client_net_read(c, p, chunk, dl);
     if (rc)
       return broken(c, rc, "reading a reply");
     ferry_buf_commit(&c->in, chunk);
@@ -165,12 +168,7 @@ int client_exchange_with_data(ferry_client *c, size_t mark, const void *data,
                               uint64_t extra, int expect) {
   ferry_rpc_arena_reset(&c->arena);
   int64_t dl = deadline(c);
-  int rc = send_out(c, mark, extra, dl);
-  if (!rc && extra) {
-    rc = ferry_write_full(c->fd, data, (size_t)extra, dl);
-    if (rc)
-      return broken(c, rc, "sending data");
-  }
+  int rc = send_out(c, mark, data, extra, dl);
   uint64_t len;
   int32_t code;
   if (!rc)
@@ -189,7 +187,7 @@ int client_exchange_into(ferry_client *c, size_t mark, int expect, void *dst, ui
   int64_t dl = deadline(c);
   uint64_t len;
   int32_t code;
-  int rc = send_out(c, mark, 0, dl);
+  int rc = send_out(c, mark, NULL, 0, dl);
   if (!rc)
     rc = read_prefix(c, dl, &len, &code);
   if (rc)
@@ -202,7 +200,7 @@ int client_exchange_into(ferry_client *c, size_t mark, int expect, void *dst, ui
                          "%s sent %" PRIu64 " bytes where %" PRIu64 " were asked for", c->peer,
                          len - 4, n);
     }
-    rc = ferry_read_full(c->fd, dst, (size_t)n, dl, NULL);
+    rc = client_net_read(c, dst, (size_t)n, dl);
     return rc ? broken(c, rc, "reading tensor data") : 0;
   }
   rc = read_body(c, len, code, dl);
@@ -210,7 +208,7 @@ int client_exchange_into(ferry_client *c, size_t mark, int expect, void *dst, ui
 }
 
 int client_send_only(ferry_client *c, size_t mark) {
-  return send_out(c, mark, 0, deadline(c));
+  return send_out(c, mark, NULL, 0, deadline(c));
 }
 
 int client_syscall(ferry_client *c, int code, const ferry_value *args, int nargs,

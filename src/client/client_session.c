@@ -170,6 +170,7 @@ int client_open(const char *host, int port, int fd, const char *key,
   if (!rc)
     rc = handshake(c, key ? key : "", dl);
   if (!rc) {
+    client_net_setup(c);
     /* kInitServer's reply shares the connect deadline. */
     int saved = c->opts.timeout_ms;
     int left = ms_left(dl);
