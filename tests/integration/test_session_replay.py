@@ -327,3 +327,77 @@ def test_replay(spawn, testlib, name):
     r2 = Replay(server.port, name)
     assert r2.run(streams, testlib) == compared
     r2.sock.close()
+
+
+# ---- hostile packets against a real server ----------------------------------
+
+def open_session(port):
+    r = Replay(port, "hostile")
+    key = b"client:"
+    r.sock.sendall(struct.pack("<iI", RPC_MAGIC, len(key)) + key)
+    magic, klen = struct.unpack("<iI", recv_exact(r.sock, 8))
+    assert magic == RPC_MAGIC
+    recv_exact(r.sock, klen)
+    r.send(2, struct.pack("<Q", 5) + b"0.8.0" + struct.pack("<i", 0))
+    assert r.recv() == (4, struct.pack("<i", 0))
+    return r
+
+
+def exception_text(reply):
+    code, body = reply
+    assert code == 5, reply
+    return decode_seq(body)[0][0][1].decode()
+
+
+def test_hostile_packets_keep_the_session(spawn):
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    lookup = encode_seq([(11, b"tvm.rpc.server.upload")])
+    r.send(9, lookup)
+    (_, h), = decode_seq(r.recv()[1])[0]
+    assert h != 0
+    hostile = [
+        (99, b"\0" * 8, "unknown RPC code"),
+        (4, encode_seq([(4, None)]), "unknown RPC code"),
+        (9, struct.pack("<ii", 1, 77) + b"\0" * 8, "unknown type code 77"),
+        (9, struct.pack("<iiQ", 1, 11, 1 << 62), "past the packet"),
+        (11, struct.pack("<i", -5), "argument count"),
+        (3, struct.pack("<Q", 0xdeadbeef) + encode_seq([]), "unknown or released"),
+        # a DLTensor argument with ndim 1000, and one with a data pointer
+        # that is not ours
+        (3, struct.pack("<Q", h) + struct.pack("<ii", 1, 7) +
+         struct.pack("<QiiI", 0x1000, 1, 0, 1000) + b"\0" * 4, "ndim 1000"),
+        (6, encode_tensor({"data": 0x7fff0000, "dev": (1, 0), "dtype": (2, 32, 1),
+                           "shape": [4], "byte_offset": 0}) + struct.pack("<Q", 16),
+         "of this session"),
+        (6, encode_tensor({"data": 0x7fff0000, "dev": (1, 0), "dtype": (2, 32, 1),
+                           "shape": [4], "byte_offset": 0}) + struct.pack("<Q", 1 << 62),
+         ""),
+    ]
+    for code, body, want in hostile:
+        r.send(code, body)
+        text = exception_text(r.recv())
+        assert want in text, (code, text)
+    # Releases of handles never issued, or twice, are answered.
+    for _ in range(2):
+        r.send(10, encode_seq([(3, 0x4141414141), (0, 10)]))
+        assert r.recv() == (4, encode_seq([(4, None)]))
+    # The session still works.
+    r.send(9, lookup)
+    assert decode_seq(r.recv()[1])[0][0][1] != 0
+    r.sock.close()
+
+
+def test_broken_stream_ends_only_the_session(spawn):
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    # A 2^62-byte packet: no reply, the session is closed, nothing allocated.
+    r.sock.sendall(struct.pack("<Qi", 1 << 62, 7))
+    r.sock.settimeout(10)
+    assert r.sock.recv(1) == b""
+    r.sock.close()
+    # The server goes on serving.
+    r = open_session(server.port)
+    r.send(9, encode_seq([(11, b"no.such.function")]))
+    assert r.recv() == (4, encode_seq([(3, 0)]))
+    r.sock.close()
