@@ -27,8 +27,11 @@ static void conn_free_cb(uv_handle_t *h) {
 
 /* Keeps the tracker-wide count of buffered input in step with this
  * connection's reader, and frees the reader's storage once it is empty so
- * that thousands of idle peers cost only their struct. */
-static void account_reader(tconn *c) {
+ * that thousands of idle peers cost only their struct.  The frame deadline
+ * runs from the moment input is left over without a frame (or the magic)
+ * completing: a peer streaming whole frames is making progress even when
+ * every read ends inside a frame. */
+static void account_reader(tconn *c, int progress) {
   ferry_frame_reader *r = &c->rd;
   size_t held = r->in.len - r->consumed;
   if (held == 0 && r->in.cap > 0) {
@@ -38,12 +41,10 @@ static void account_reader(tconn *c) {
   ferry_tracker *t = c->t;
   t->buffered = t->buffered - c->rd_held + held;
   c->rd_held = held;
-  if (held > 0 && !c->paused) {
-    if (c->partial_since_ms == 0)
-      c->partial_since_ms = ferry_now_ms();
-  } else {
+  if (held == 0 || c->paused || progress)
     c->partial_since_ms = 0;
-  }
+  if (held > 0 && !c->paused && c->partial_since_ms == 0)
+    c->partial_since_ms = ferry_now_ms();
 }
 
 /* Takes the connection out of the tracker: releases its offers and
@@ -230,6 +231,7 @@ int ferry_tconn_send(tconn *c, const void *body, size_t len) {
  * close stops it; then updates the buffered-input accounting. */
 static void process(tconn *c) {
   ferry_tracker *t = c->t;
+  int progress = 0;
   while (!c->closing && !c->paused) {
     if (t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL) {
       c->paused = 2;
@@ -246,11 +248,13 @@ static void process(tconn *c) {
       uint8_t m[4];
       put_le32(m, FERRY_RPC_TRACKER_MAGIC);
       c->magic_done = 1;
+      progress = 1;
       if (send_parts(c, m, 4, NULL, 0) != 0)
         ferry_tconn_close(c, FERRY_LOG_INFO, "cannot echo the magic");
       continue;
     }
     if (rc == FERRY_FRAME_MESSAGE) {
+      progress = 1;
       if (ferry_tracker_handle(c, body, len) != 0)
         break; /* the handler closed the connection */
       continue;
@@ -267,7 +271,7 @@ static void process(tconn *c) {
     break;
   }
   if (!c->closing)
-    account_reader(c);
+    account_reader(c, progress);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

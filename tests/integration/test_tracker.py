@@ -401,6 +401,25 @@ def test_half_frame_then_stall(tracker):
     assert not is_closed(idle, timeout=0.5)  # idle peers are just held
 
 
+def test_slow_but_steady_stream_is_not_dropped(tracker):
+    """The frame deadline is per frame: a peer whose every write ends inside
+    a frame, but which keeps completing frames, is not cut off."""
+    trk = tracker("--frame-timeout", "1")
+    s = TrackerConn(trk.port)
+    n = 50
+    stream = frame(b"[1]") * n  # 7 bytes each
+    # every write ends one byte into the next frame: input is always left
+    # over, yet a frame completes with every write
+    cuts = [0, 8] + list(range(15, len(stream), 7)) + [len(stream)]
+    t0 = time.monotonic()
+    for a, b in zip(cuts, cuts[1:]):
+        s.sock.sendall(stream[a:b])
+        time.sleep(0.05)
+    assert time.monotonic() - t0 > 2
+    assert recv_exact(s.sock, 5 * n) == b"\x01\x00\x00\x000" * n
+    assert not any("incomplete" in l for l in trk.lines)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
