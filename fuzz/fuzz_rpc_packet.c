@@ -31,8 +31,8 @@ static void decode_body(const ferry_rpc_packet *pkt, ferry_rpc_arena *a) {
     (void)d->decode_seq(pkt->body + off, pkt->body_len - off, a, &v, &n, &used, &why);
   ferry_rpc_return ret;
   (void)d->decode_call_return(pkt->body, pkt->body_len, a, &ret, &why);
-  int empty = 0;
-  (void)ferry_dialect_detect(pkt->code, pkt->body, pkt->body_len, &empty);
+  int decided = 0;
+  (void)ferry_dialect_detect(pkt->code, pkt->body, pkt->body_len, &decided);
   if (d->decode_seq(pkt->body, pkt->body_len, a, &v, &n, &used, &why) == 0) {
     enum ferry_kind kind;
     (void)d->decode_free_handle(v, n, &handle, &kind, &why);

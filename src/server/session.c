@@ -28,23 +28,24 @@
 
 int session_decode_seq(ferry_session *s, int code, const uint8_t *seq, size_t n,
                        ferry_value **vals, int *nvals, ferry_err *err) {
-  if (!s->dialect) {
-    int empty = 0;
-    const ferry_dialect *d = ferry_dialect_detect(code, seq, n, &empty);
-    if (d) {
-      s->dialect = d;
-      if (s->cfg->on_dialect)
-        s->cfg->on_dialect(s->cfg->hook_ctx, d->id);
-    } else if (!empty) {
+  const ferry_dialect *d = s->dialect;
+  if (!d) {
+    int decided = 0;
+    d = ferry_dialect_detect(code, seq, n, &decided);
+    if (!d)
       return ferry_err_set(err, FERRY_EPROTO,
                            "ValueError: %s carries a packed sequence of no known dialect",
                            ferry_rpc_code_name(code));
+    if (decided) {
+      s->dialect = d;
+      if (s->cfg->on_dialect)
+        s->cfg->on_dialect(s->cfg->hook_ctx, d->id);
     }
   }
   ferry_rpc_why why;
   ferry_rpc_why_clear(&why);
   size_t used = 0;
-  int rc = session_dialect(s)->decode_seq(seq, n, &s->arena, vals, nvals, &used, &why);
+  int rc = d->decode_seq(seq, n, &s->arena, vals, nvals, &used, &why);
   if (rc)
     return ferry_err_set(err, rc, "ValueError: malformed %s arguments: %s",
                          ferry_rpc_code_name(code), why.msg[0] ? why.msg : ferry_strerror(rc));

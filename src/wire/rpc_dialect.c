@@ -19,20 +19,25 @@ const ferry_dialect *ferry_dialect_get(enum ferry_dialect_id id) {
 }
 
 const ferry_dialect *ferry_dialect_detect(int code, const uint8_t *seq, size_t n,
-                                          int *empty) {
-  /* num_args is the first word in every dialect. */
-  *empty = n >= 4 && get_le32(seq) == 0;
-  if (*empty)
-    return NULL;
+                                          int *decided) {
+  *decided = 0;
+  /* num_args is the first word in every dialect; zero arguments read the
+   * same everywhere. */
+  if (n == 4 && get_le32(seq) == 0)
+    return dialects[0];
   const ferry_dialect *best = NULL;
-  int best_score = 0;
+  int best_score = 0, ties = 0;
   for (size_t i = 0; i < NDIALECTS; i++) {
     int score = dialects[i]->probe(code, seq, n);
     if (score > best_score) {
       best = dialects[i];
       best_score = score;
+      ties = 0;
+    } else if (score > 0 && score == best_score) {
+      ties++;
     }
   }
+  *decided = best != NULL && ties == 0;
   return best;
 }
 

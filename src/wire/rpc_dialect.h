@@ -84,13 +84,15 @@ const ferry_dialect *ferry_dialect_get(enum ferry_dialect_id id);
 
 /* Decides the dialect of a session from the packed sequence seq[0..n) that
  * ends a packet of this code (kInitServer with arguments, kCallFunc,
- * syscalls).  Returns NULL with *empty = 1 when the sequence has no
- * arguments (no decision possible yet: keep answering dialect-free), NULL
- * with *empty = 0 when no built-in dialect parses it, otherwise the
- * best-scoring dialect (classic wins a tie: it is what TVM <= 0.20
- * clients speak). */
+ * syscalls).  Returns the dialect to decode this packet with, or NULL when
+ * no built-in dialect parses it.  *decided is 1 when the session should
+ * keep that dialect from now on, 0 when this packet cannot tell: an empty
+ * sequence (num_args 0 reads the same everywhere) or one that several
+ * dialects parse equally well (kDevSetDevice's `[1][6][device]` is the same
+ * bytes in both, but is never sent first by the reference clients); the
+ * tie goes to classic, the dialect TVM <= 0.20 clients speak. */
 const ferry_dialect *ferry_dialect_detect(int code, const uint8_t *seq, size_t n,
-                                          int *empty);
+                                          int *decided);
 
 /* Appends a whole kException packet (prefix included) carrying msg. */
 int ferry_rpc_exception_encode(ferry_buf *out, const ferry_dialect *d, const char *msg,

@@ -230,19 +230,22 @@ static void hostile_sequences(void **state) {
 
 static void detection(void **state) {
   (void)state;
-  int empty;
+  int decided;
   /* kGetGlobalFunc("x") in classic. */
   const uint8_t ggf[] = {1, 0, 0, 0, 11, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'};
-  assert_ptr_equal(ferry_dialect_detect(9, ggf, sizeof ggf, &empty), D);
-  assert_int_equal(empty, 0);
+  assert_ptr_equal(ferry_dialect_detect(9, ggf, sizeof ggf, &decided), D);
+  assert_int_equal(decided, 1);
+  /* No arguments: decodable, but decides nothing. */
   const uint8_t zero[] = {0, 0, 0, 0};
-  assert_null(ferry_dialect_detect(9, zero, sizeof zero, &empty));
-  assert_int_equal(empty, 1);
+  assert_ptr_equal(ferry_dialect_detect(9, zero, sizeof zero, &decided), D);
+  assert_int_equal(decided, 0);
   /* The tvm-ffi form of the same lookup (type index 8, interleaved) is not
    * classic. */
   const uint8_t ffi[] = {1, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'x'};
-  assert_null(ferry_dialect_detect(9, ffi, sizeof ffi, &empty));
-  assert_int_equal(empty, 0);
+  assert_null(ferry_dialect_detect(9, ffi, sizeof ffi, &decided));
+  assert_int_equal(decided, 0);
+  /* Trailing bytes: no exact parse. */
+  assert_null(ferry_dialect_detect(9, ggf, sizeof ggf - 1, &decided));
   assert_ptr_equal(ferry_dialect_get(FERRY_DIALECT_CLASSIC), D);
 }
 
