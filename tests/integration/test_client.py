@@ -249,3 +249,32 @@ def test_crash_and_timeouts(spawn, server):
                   "--arg", "int:3", timeout=30)
     assert p.returncode == 1 and "no reply" in p.stderr and "within 1000 ms" in p.stderr, p.stderr
     assert time.monotonic() - t0 < 10
+
+
+def test_cli_argument_kinds_and_order(server, tmp_path):
+    port = str(server.port)
+    a = np.random.RandomState(3).rand(2, 3).astype("float32")
+    b = np.random.RandomState(4).rand(3, 4).astype("float32")
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    mm = os.path.join(MODELS, "matmul.so")
+    # Tensors reach the function in command-line order: C = A x B.
+    p = run_ferry("run", "--port", port, mm, "matmul", "--input", str(tmp_path / "a.npy"),
+                  "--input", str(tmp_path / "b.npy"),
+                  "--output", str(tmp_path / "c.npy") + ":float32:2x4")
+    assert p.returncode == 0, p.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), a @ b, rtol=1e-5)
+    # Swapped, the shapes no longer chain: the kernel's own check says so.
+    p = run_ferry("run", "--port", port, mm, "matmul", "--input", str(tmp_path / "b.npy"),
+                  "--input", str(tmp_path / "a.npy"),
+                  "--output", str(tmp_path / "d.npy") + ":float32:2x4")
+    assert p.returncode == 1 and not (tmp_path / "d.npy").exists()
+    # Mixed kinds, interleaved.
+    p = run_ferry("run", "--port", port, TESTLIB, "count_args", "--arg", "int:1",
+                  "--input", str(tmp_path / "a.npy"), "--arg", "str:x",
+                  "--out", str(tmp_path / "o.npy") + ":float32:2", "--arg", "bytes:yz")
+    assert (p.returncode, p.stdout) == (0, "5\n"), p.stderr
+    for arg, want in (("str:hello world", "hello world"), ("bool:true", "True"),
+                      ("float:0.1", "0.10000000000000001"), ("int:-7", "-7")):
+        p = run_ferry("run", "--port", port, TESTLIB, "echo", "--arg", arg)
+        assert (p.returncode, p.stdout) == (0, want + "\n"), (arg, p.stderr)
