@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/bytes.h"
@@ -478,7 +479,10 @@ static int fd_write(void *ctx, const void *buf, size_t n) {
   ferry_session_fd *f = ctx;
   const uint8_t *p = buf;
   while (n > 0) {
-    ssize_t put = write(f->fd, p, n);
+    /* MSG_NOSIGNAL: a client that vanished is an error, not a SIGPIPE. */
+    ssize_t put = send(f->fd, p, n, MSG_NOSIGNAL);
+    if (put < 0 && errno == ENOTSOCK)
+      put = write(f->fd, p, n);
     if (put < 0) {
       if (errno == EINTR)
         continue;
