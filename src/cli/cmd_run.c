@@ -15,7 +15,10 @@
 #include "cli/commands.h"
 
 #define MAX_ARGS (3 * FERRY_OPT_LIST_MAX)
-#define MAX_TENSOR_BYTES ((uint64_t)1 << 34) /* 16 GiB: a guard, not a policy */
+/* 16 GiB (half the address space on 32-bit devices): a guard, not a policy. */
+#define MAX_TENSOR_BYTES                                                      \
+  ((uint64_t)(SIZE_MAX / 2) < ((uint64_t)1 << 34) ? (uint64_t)(SIZE_MAX / 2)    \
+                                                  : ((uint64_t)1 << 34))
 
 typedef struct run_opts {
   cli_conn conn;
@@ -297,7 +300,7 @@ static int run_session(const char *cmd, run_opts *o, ferry_client *c, const char
   if (o->result && res.value.kind == FERRY_KIND_NDARRAY) {
     const DLTensor *t = ferry_remote_tensor(res.remote);
     uint64_t nb = ferry_remote_nbytes(res.remote);
-    void *buf = malloc(nb ? (size_t)nb : 1);
+    void *buf = nb <= MAX_TENSOR_BYTES ? malloc(nb ? (size_t)nb : 1) : NULL;
     if (!buf || ferry_client_tensor_copy_out(c, res.remote, buf, nb) != 0) {
       free(buf);
       return cli_fail(cmd, c, "cannot read the result tensor");
@@ -315,7 +318,7 @@ static int run_session(const char *cmd, run_opts *o, ferry_client *c, const char
       continue;
     const DLTensor *t = ferry_remote_tensor(args[i].tensor);
     uint64_t nb = ferry_remote_nbytes(args[i].tensor);
-    void *buf = malloc(nb ? (size_t)nb : 1);
+    void *buf = nb <= MAX_TENSOR_BYTES ? malloc(nb ? (size_t)nb : 1) : NULL;
     if (!buf || ferry_client_tensor_copy_out(c, args[i].tensor, buf, nb) != 0) {
       free(buf);
       return cli_fail(cmd, c, "cannot read an output tensor");

@@ -284,7 +284,7 @@ int ferry_client_upload_file(ferry_client *c, const char *local_path, const char
   if (!f)
     return client_fail(c, FERRY_ENOTFOUND, "cannot open %s: %s", local_path, strerror(errno));
   ferry_buf b;
-  ferry_buf_init(&b, (size_t)1 << 40);
+  ferry_buf_init(&b, SIZE_MAX / 2);
   uint8_t chunk[65536];
   size_t n;
   rc = 0;

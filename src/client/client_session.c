@@ -14,7 +14,7 @@
 
 /* Request packets are bounded only by what the caller hands us (a file or
  * a tensor in one packet); replies by opts.max_reply_bytes. */
-#define CLIENT_MAX_REQUEST ((size_t)1 << 40)
+#define CLIENT_MAX_REQUEST (SIZE_MAX / 2)
 /* Decoded reply values: the largest reply plus its bookkeeping. */
 #define CLIENT_ARENA_SLACK ((size_t)1 << 20)
 
@@ -123,6 +123,10 @@ static ferry_client *client_new(const ferry_client_opts *o) {
     ferry_client_opts_init(&c->opts);
   if (c->opts.max_reply_bytes < FERRY_RPC_MIN_MAX_PACKET)
     c->opts.max_reply_bytes = FERRY_RPC_MIN_MAX_PACKET;
+  /* The arena below is sized at twice this: keep that within size_t on
+   * 32-bit devices. */
+  if (c->opts.max_reply_bytes > SIZE_MAX / 4)
+    c->opts.max_reply_bytes = SIZE_MAX / 4;
   c->fd = -1;
   ferry_buf_init(&c->out, CLIENT_MAX_REQUEST);
   ferry_buf_init(&c->in, (size_t)c->opts.max_reply_bytes + 16);

@@ -106,6 +106,9 @@ static int check_copy(ferry_client *c, ferry_remote *t, uint64_t nbytes) {
   if (!t || t->kind != FERRY_KIND_NDARRAY)
     return client_fail(c, FERRY_EINVAL, "copy of something that is not a tensor");
   uint64_t size = ferry_remote_nbytes(t);
+  if (nbytes > SIZE_MAX)
+    return client_fail(c, FERRY_ETOOBIG, "a copy of %" PRIu64 " bytes does not fit in memory",
+                       nbytes);
   if (nbytes != size)
     return client_fail(c, FERRY_EINVAL,
                        "copy of %" PRIu64 " bytes to or from a tensor of %" PRIu64 " bytes",
