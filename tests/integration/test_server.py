@@ -411,3 +411,19 @@ def test_timeout_packet_in_the_session_dialect(spawn, workdir, dialect,
         _read_packet(s)
     rest = read_all(s)
     assert rest == timeout_packet(timeout_message("2.0"), type_code)
+
+
+def test_bytes_after_the_handshake_reach_the_session(spawn, workdir):
+    """A client that sends its first packet together with the handshake:
+    the parent reads exactly the handshake, the child gets the rest."""
+    srv = start_server(spawn, workdir)
+    init = _golden_packets("classic", 1)[0]
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    k = b"client:cpu"
+    s.sendall(struct.pack("<ii", RPC_MAGIC, len(k)) + k + init)
+    assert struct.unpack("<i", recv_exact(s, 4))[0] == CODE_SUCCESS
+    n = struct.unpack("<i", recv_exact(s, 4))[0]
+    assert recv_exact(s, n) == b"server:cpu"
+    reply = _read_packet(s)
+    # kInitServer is answered with a kReturn (code 4).
+    assert struct.unpack_from("<i", reply, 8)[0] == 4
