@@ -427,3 +427,23 @@ def test_bytes_after_the_handshake_reach_the_session(spawn, workdir):
     reply = _read_packet(s)
     # kInitServer is answered with a kReturn (code 4).
     assert struct.unpack_from("<i", reply, 8)[0] == 4
+
+
+def test_no_descriptor_leak_over_many_sessions(spawn, workdir):
+    srv = start_server(spawn, workdir)
+    fds = lambda: len(os.listdir("/proc/%d/fd" % srv.proc.pid))
+    s, code, _ = handshake(srv.port, "client:cpu")
+    s.close()
+    srv.wait_for(r"session 1 from \S+ ended")
+    before = fds()
+    for i in range(2, 32):
+        key = "client:cpu -timeout=5" if i % 3 else "client:nope"
+        s, code, _ = handshake(srv.port, key)
+        if i % 5 == 0 and code == CODE_SUCCESS:
+            s.sendall(struct.pack("<Q", 1 << 20) + b"x")  # vanish mid-packet
+        s.close()
+    s, code, _ = handshake(srv.port, "client:cpu")
+    s.close()
+    assert wait_until(lambda: not children(srv.proc.pid))
+    assert wait_until(lambda: not session_dirs(workdir))
+    assert wait_until(lambda: fds() == before), (fds(), before)
