@@ -313,6 +313,10 @@ int TVMFuncCall(TVMFunctionHandle func, TVMValue *arg_values, int *type_codes, i
     TVMAPISetLastError("TVMFuncCall: invalid arguments");
     return -1;
   }
+  if (ferry_backend_rt() == NULL) {
+    TVMAPISetLastError("TVMFuncCall: no session runtime is open in this process");
+    return -1;
+  }
   ferry_classic_release_thread();
   ferry_err err;
   ferry_err_clear(&err);

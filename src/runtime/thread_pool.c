@@ -66,7 +66,7 @@ static struct {
   int num_task;
   TVMParallelGroupEnv penv;
   struct barrier bar;
-  atomic_int remaining; /* worker tasks not finished yet */
+  atomic_int remaining; /* workers that have not finished this launch */
   char errors[POOL_ERR_MAX];
   size_t errlen;
 } pool = {
@@ -142,9 +142,10 @@ static void *worker_main(void *arg) {
     seen = wait_for_work(seen);
     if (atomic_load(&pool.stop))
       break;
-    if (id >= pool.num_task)
-      continue;
-    run_task(id);
+    /* Every worker acknowledges every launch, taking part or not, so the
+     * launcher never rewrites the job while a worker still reads it. */
+    if (id < pool.num_task)
+      run_task(id);
     if (atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel) == 1) {
       pthread_mutex_lock(&pool.lock);
       pthread_cond_signal(&pool.done_cv);
@@ -217,7 +218,7 @@ int TVMBackendParallelLaunch(FTVMParallelLambda flambda, void *cdata, int num_ta
   atomic_store(&pool.bar.arrived, 0);
   pool.errlen = 0;
   pool.errors[0] = 0;
-  atomic_store(&pool.remaining, num_task - 1);
+  atomic_store(&pool.remaining, num_task > 1 ? pool.nworkers : 0);
   if (num_task > 1) {
     pthread_mutex_lock(&pool.lock);
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
