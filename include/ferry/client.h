@@ -122,10 +122,12 @@ const char *ferry_client_dialect_name(enum ferry_client_dialect d);
 
 /* ---- files in the server's session folder -------------------------------- */
 
-/* Creates or replaces file `name` with len bytes of data. */
+/* Creates or replaces file `name` with len bytes of data (borrowed for the
+ * call).  Names are relative to the session folder. */
 int ferry_client_upload(ferry_client *c, const char *name, const void *data,
                         size_t len) FERRY_MUST_CHECK;
-/* Uploads a local file; name NULL means the basename of local_path. */
+/* Uploads a local file; name NULL means the basename of local_path.
+ * FERRY_ENOTFOUND when the local file cannot be opened. */
 int ferry_client_upload_file(ferry_client *c, const char *local_path,
                              const char *name) FERRY_MUST_CHECK;
 /* On success *data is a malloc'ed copy of the file (with one extra NUL
@@ -148,13 +150,15 @@ int ferry_client_remove(ferry_client *c, const char *name) FERRY_MUST_CHECK;
  * remote module.  On failure *mod is unchanged. */
 int ferry_client_load_module(ferry_client *c, const char *name,
                              ferry_remote **mod) FERRY_MUST_CHECK;
-/* runtime.SystemLib(): the module of functions linked into the server. */
+/* runtime.SystemLib() (ffi.SystemLib() on TVM >= 0.21 servers): the module
+ * of functions linked into the server.  On failure *mod is unchanged. */
 int ferry_client_system_lib(ferry_client *c, ferry_remote **mod) FERRY_MUST_CHECK;
 /* Function `name` of a module (imports searched too); FERRY_ENOTFOUND
  * when the module has none.  On failure *f is unchanged. */
 int ferry_client_module_function(ferry_client *c, ferry_remote *mod,
                                  const char *name, ferry_remote **f) FERRY_MUST_CHECK;
-/* A global function of the server by name; FERRY_ENOTFOUND if absent. */
+/* A global function of the server by name; FERRY_ENOTFOUND if absent.
+ * On failure *f is unchanged. */
 int ferry_client_get_function(ferry_client *c, const char *name,
                               ferry_remote **f) FERRY_MUST_CHECK;
 
@@ -202,7 +206,8 @@ int ferry_client_tensor_empty(ferry_client *c, DLDevice dev, int ndim,
 /* Copies nbytes (== ferry_remote_nbytes(t)) into / out of a remote
  * tensor, in chunks when the server announces a maximum packet size
  * (tvm.rpc.server.GetCRTMaxPacketSize), then synchronises the device, as
- * TVM's client does. */
+ * TVM's client does.  data is borrowed for the call; on failure the
+ * remote (or, for copy_out, the local) bytes may be partly written. */
 int ferry_client_tensor_copy_in(ferry_client *c, ferry_remote *t,
                                 const void *data, uint64_t nbytes) FERRY_MUST_CHECK;
 int ferry_client_tensor_copy_out(ferry_client *c, ferry_remote *t, void *data,
@@ -224,14 +229,17 @@ typedef struct ferry_time_opts {
 void ferry_time_opts_init(ferry_time_opts *o);
 
 /* A timing function for `name` of mod (mod NULL: a global function) on
- * dev.  *out is a new remote function; call it with ferry_client_time. */
+ * dev; o NULL means the defaults.  On success *out is a new remote
+ * function (call it with ferry_client_time, release it when done); on
+ * failure *out is unchanged. */
 int ferry_client_time_evaluator(ferry_client *c, ferry_remote *mod,
                                 const char *name, DLDevice dev,
                                 const ferry_time_opts *o,
                                 ferry_remote **out) FERRY_MUST_CHECK;
 /* Runs a timing function with the target's arguments; stores the mean
  * seconds per call of each repeat in secs[0..*nrepeat) (at most max
- * values are stored; *nrepeat is how many the server sent). */
+ * values are stored; *nrepeat is how many the server sent).  On failure
+ * secs and *nrepeat are unchanged. */
 int ferry_client_time(ferry_client *c, ferry_remote *evaluator,
                       const ferry_value *args, int nargs, double *secs,
                       int max, int *nrepeat) FERRY_MUST_CHECK;
