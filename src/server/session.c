@@ -1,14 +1,9 @@
-/* The session loop: framing, dialect detection, dispatch of every RPC
- * code, exceptions (rpc-session.md §1.4-§1.6, §3, §7.4). */
+/* The session loop: dialect detection, dispatch of every RPC code,
+ * exceptions, the session's lifetime (rpc-session.md §1.4-§1.6, §3, §7.4).
+ * Reading is in session_read.c, the handlers in session_{call,copy,dev}.c. */
 #include "server/session.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "base/bytes.h"
 #include "base/log.h"
@@ -20,10 +15,6 @@
  * arena rounding. */
 #define ARENA_FACTOR 8
 #define ARENA_SLACK (64u << 10)
-/* Bytes asked from io->read at once while a packet body is incomplete. */
-#define READ_CHUNK (1u << 20)
-/* Bytes asked for at least, so that small packets take one read. */
-#define READ_AHEAD (16u << 10)
 
 /* ---- helpers shared by the session_*.c files ----------------------------- */
 
@@ -206,157 +197,8 @@ static int reply_exception(ferry_session *s, const ferry_err *e) {
   return ferry_rpc_exception_encode(&s->out, session_dialect(s), msg, strlen(msg));
 }
 
-/* ---- I/O ----------------------------------------------------------------- */
-
-/* Reads until the reader holds a whole packet.  FERRY_OK with *pkt,
- * CLEAN_EOF at EOF on a packet boundary, or an error. */
-#define CLEAN_EOF 1
-/* kCopyToRemote packets at least this big are streamed (see below). */
-#define STREAM_MIN ((uint64_t)64 << 10)
-
-/* One read into the reader, at most want bytes.  CLEAN_EOF when the peer
- * closed on a packet boundary. */
-static int read_some(ferry_session *s, size_t want, ferry_err *err) {
-  if (want > READ_CHUNK)
-    want = READ_CHUNK;
-  /* Small requests are read with room to spare: the next packets, if they
-   * are already there, come in the same system call.  The reader keeps
-   * them; near its ceiling only what is needed is asked for. */
-  size_t ask = want < READ_AHEAD ? READ_AHEAD : want;
-  uint8_t *space = ferry_rpc_reader_space(&s->reader, ask);
-  if (!space) {
-    ask = want;
-    space = ferry_rpc_reader_space(&s->reader, ask);
-  }
-  if (!space)
-    return ferry_err_set(err, FERRY_ENOMEM, "out of memory reading a packet");
-  want = ask;
-  long got = s->io->read(s->io->ctx, space, want);
-  if (got < 0)
-    return ferry_err_set(err, (int)got, "reading the session: %s", ferry_strerror((int)got));
-  if (got == 0) {
-    if (ferry_rpc_reader_at_boundary(&s->reader))
-      return CLEAN_EOF;
-    return ferry_err_set(err, FERRY_ECLOSED, "connection closed in the middle of a packet");
-  }
-  ferry_rpc_reader_commit(&s->reader, (size_t)got);
-  return FERRY_OK;
-}
-
-/* Reads until at least k bytes are buffered (perhaps more). */
-static int fill_to(ferry_session *s, size_t k, ferry_err *err) {
-  for (;;) {
-    size_t have = 0;
-    (void)ferry_rpc_reader_buffered(&s->reader, &have);
-    if (have >= k)
-      return FERRY_OK;
-    int rc = read_some(s, k - have, err);
-    if (rc)
-      return rc;
-  }
-}
-
-static int read_packet(ferry_session *s, ferry_rpc_packet *pkt, ferry_err *err) {
-  for (;;) {
-    size_t want = ferry_rpc_reader_want(&s->reader);
-    if (want == 0) {
-      int rc = ferry_rpc_reader_next(&s->reader, pkt);
-      if (rc == FERRY_ETOOBIG)
-        return ferry_err_set(err, rc, "packet of %llu bytes is over the limit of %llu",
-                             (unsigned long long)s->reader.bad_length,
-                             (unsigned long long)s->max_packet);
-      if (rc == FERRY_EPROTO)
-        return ferry_err_set(err, rc, "packet length %llu cannot hold an RPC code",
-                             (unsigned long long)s->reader.bad_length);
-      if (rc != FERRY_EAGAIN)
-        return rc;
-      want = ferry_rpc_reader_want(&s->reader);
-      if (want == 0)
-        want = 1;
-    }
-    int rc = read_some(s, want, err);
-    if (rc)
-      return rc;
-  }
-}
-
-/* Reads and drops n bytes of the current packet. */
-static int skip_bytes(ferry_session *s, uint64_t n, ferry_err *err) {
-  uint8_t scratch[64 << 10];
-  while (n > 0) {
-    size_t k = n < sizeof scratch ? (size_t)n : sizeof scratch;
-    long got = s->io->read(s->io->ctx, scratch, k);
-    if (got <= 0)
-      return ferry_err_set(err, got < 0 ? (int)got : FERRY_ECLOSED,
-                           "connection lost in the middle of a packet");
-    n -= (uint64_t)got;
-  }
-  return FERRY_OK;
-}
-
-/* A large kCopyToRemote: its header is checked as soon as it has arrived
- * and the payload is read from the socket straight into the (checked)
- * tensor memory, so an upload costs no staging buffer and no copy.  The
- * reply (or exception) is left in s->out like any request's.  Errors of
- * the request go to req_err; errors of the stream to err (fatal). */
-static int copy_to_streamed(ferry_session *s, uint64_t len, ferry_err *req_err,
-                            ferry_err *err) {
-  const size_t fixed = FERRY_RPC_HEADER_SIZE + 4 + 24; /* up to the shape */
-  int rc = fill_to(s, fixed, err);
-  if (rc)
-    return rc < 0 ? rc : ferry_err_set(err, FERRY_ECLOSED, "connection closed in a packet");
-  size_t have = 0;
-  const uint8_t *p = ferry_rpc_reader_buffered(&s->reader, &have);
-  int32_t unvalidated_ndim = (int32_t)get_le32(p + FERRY_RPC_HEADER_SIZE + 4 + 16);
-  uint64_t head = 0;
-  void *dst = NULL;
-  if (unvalidated_ndim < 0 || unvalidated_ndim > FERRY_RPC_MAX_NDIM) {
-    rc = ferry_err_set(req_err, FERRY_EPROTO,
-                       "ValueError: malformed kCopyToRemote: DLTensor ndim %d is outside "
-                       "0..%d",
-                       (int)unvalidated_ndim, FERRY_RPC_MAX_NDIM);
-  } else {
-    head = 4 + ferry_rpc_tensor_wire_size(unvalidated_ndim) + 8; /* code, tensor, nbytes */
-    if (head > len)
-      rc = ferry_err_set(req_err, FERRY_EPROTO, "ValueError: malformed kCopyToRemote");
-  }
-  if (!rc) {
-    int frc = fill_to(s, FERRY_RPC_HEADER_SIZE + (size_t)head, err);
-    if (frc)
-      return frc < 0 ? frc : ferry_err_set(err, FERRY_ECLOSED, "connection closed in a packet");
-    p = ferry_rpc_reader_buffered(&s->reader, &have);
-    rc = session_copy_to_target(s, p + FERRY_RPC_HEADER_SIZE + 4, (size_t)head - 4,
-                                len - head, &dst, req_err);
-  }
-  /* Whatever part of the packet is buffered is consumed here; the rest is
-   * read below (into the tensor, or dropped after a refusal). */
-  p = ferry_rpc_reader_buffered(&s->reader, &have);
-  size_t in_packet =
-      have < FERRY_RPC_HEADER_SIZE + len ? have : (size_t)(FERRY_RPC_HEADER_SIZE + len);
-  uint64_t rest = FERRY_RPC_HEADER_SIZE + len - in_packet;
-  if (rc) {
-    ferry_rpc_reader_discard(&s->reader, in_packet);
-    return skip_bytes(s, rest, err);
-  }
-  size_t early = in_packet - FERRY_RPC_HEADER_SIZE - (size_t)head; /* payload already here */
-  if (early)
-    memcpy(dst, p + FERRY_RPC_HEADER_SIZE + head, early);
-  ferry_rpc_reader_discard(&s->reader, in_packet);
-  uint8_t *to = (uint8_t *)dst + early;
-  while (rest > 0) {
-    size_t k = rest < READ_CHUNK * 16 ? (size_t)rest : READ_CHUNK * 16;
-    long got = s->io->read(s->io->ctx, to, k);
-    if (got <= 0)
-      return ferry_err_set(err, got < 0 ? (int)got : FERRY_ECLOSED,
-                           "connection lost in the middle of kCopyToRemote");
-    to += got;
-    rest -= (uint64_t)got;
-  }
-  return session_reply_void(s);
-}
-
 /* Reads the next request and leaves its reply in s->out (+ s->tail).
- * FERRY_OK, CLEAN_EOF, SHUTDOWN_SEEN, or a fatal error. */
+ * FERRY_OK, SESSION_CLEAN_EOF, SHUTDOWN_SEEN, or a fatal error. */
 #define SHUTDOWN_SEEN 2
 static int next_request(ferry_session *s, ferry_err *err) {
   s->tail = NULL;
@@ -364,28 +206,28 @@ static int next_request(ferry_session *s, ferry_err *err) {
   s->out.len = 0;
   ferry_err req_err;
   ferry_err_clear(&req_err);
-  int rc = fill_to(s, FERRY_RPC_HEADER_SIZE, err);
+  int rc = session_fill_to(s, FERRY_RPC_HEADER_SIZE, err);
   if (rc)
     return rc;
   size_t have = 0;
   const uint8_t *p = ferry_rpc_reader_buffered(&s->reader, &have);
   uint64_t unvalidated_len = get_le64(p);
   ferry_rpc_arena_reset(&s->arena); /* per-packet arena */
-  if (unvalidated_len >= STREAM_MIN && unvalidated_len <= s->max_packet) {
-    rc = fill_to(s, FERRY_RPC_HEADER_SIZE + 4, err);
+  if (unvalidated_len >= SESSION_STREAM_MIN && unvalidated_len <= s->max_packet) {
+    rc = session_fill_to(s, FERRY_RPC_HEADER_SIZE + 4, err);
     if (rc)
       return rc < 0 ? rc : ferry_err_set(err, FERRY_ECLOSED, "connection closed in a packet");
     p = ferry_rpc_reader_buffered(&s->reader, &have);
     if ((int32_t)get_le32(p + FERRY_RPC_HEADER_SIZE) == FERRY_RPC_COPY_TO_REMOTE) {
       s->arena.max = ARENA_SLACK;
-      rc = copy_to_streamed(s, unvalidated_len, &req_err, err);
+      rc = session_copy_to_streamed(s, unvalidated_len, &req_err, err);
       if (rc)
         return rc;
       goto reply;
     }
   }
   ferry_rpc_packet pkt;
-  rc = read_packet(s, &pkt, err);
+  rc = session_read_packet(s, &pkt, err);
   if (rc)
     return rc;
   if (pkt.code == FERRY_RPC_SHUTDOWN)
@@ -409,7 +251,7 @@ reply:
 static int session_loop(ferry_session *s, ferry_err *err) {
   for (;;) {
     int rc = next_request(s, err);
-    if (rc == CLEAN_EOF || rc == SHUTDOWN_SEEN)
+    if (rc == SESSION_CLEAN_EOF || rc == SHUTDOWN_SEEN)
       return FERRY_OK; /* EOF at a packet boundary or kShutdown: a clean end */
     if (rc)
       return rc;
@@ -459,107 +301,4 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
   if (io->close)
     io->close(io->ctx);
   return rc;
-}
-
-/* ---- file-descriptor I/O -------------------------------------------------- */
-
-static long fd_read(void *ctx, void *buf, size_t n) {
-  ferry_session_fd *f = ctx;
-  for (;;) {
-    ssize_t got = read(f->fd, buf, n);
-    if (got >= 0)
-      return (long)got;
-    if (errno == EINTR)
-      continue;
-    return errno == ECONNRESET ? FERRY_ECLOSED : FERRY_EIO;
-  }
-}
-
-static int fd_write(void *ctx, const void *buf, size_t n) {
-  ferry_session_fd *f = ctx;
-  const uint8_t *p = buf;
-  while (n > 0) {
-    /* MSG_NOSIGNAL: a client that vanished is an error, not a SIGPIPE. */
-    ssize_t put = send(f->fd, p, n, MSG_NOSIGNAL);
-    if (put < 0 && errno == ENOTSOCK)
-      put = write(f->fd, p, n);
-    if (put < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno == EPIPE || errno == ECONNRESET ? FERRY_ECLOSED : FERRY_EIO;
-    }
-    p += put;
-    n -= (size_t)put;
-  }
-  return FERRY_OK;
-}
-
-static void fd_close(void *ctx) {
-  ferry_session_fd *f = ctx;
-  if (f->fd >= 0)
-    close(f->fd);
-  f->fd = -1;
-}
-
-void ferry_session_io_fd(ferry_session_io *io, ferry_session_fd *ctx, int fd) {
-  ctx->fd = fd;
-  io->ctx = ctx;
-  io->read = fd_read;
-  io->write = fd_write;
-  io->close = fd_close;
-}
-
-/* ---- the session-timeout packet ------------------------------------------- */
-
-/* Python's repr() of a float: the shortest digits that read back to the
- * same double, fixed notation for 1e-4 <= |x| < 1e16, always with a
- * fractional part or an exponent. */
-static void python_float_repr(char *out, size_t cap, double x) {
-  if (isnan(x) || isinf(x)) {
-    snprintf(out, cap, "%s", isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf"));
-    return;
-  }
-  char e[64];
-  int prec = 1;
-  for (; prec <= 17; prec++) {
-    snprintf(e, sizeof e, "%.*e", prec - 1, x);
-    if (strtod(e, NULL) == x)
-      break;
-  }
-  const char *ep = strchr(e, 'e');
-  int exp10 = ep ? atoi(ep + 1) : 0;
-  if (x != 0 && (exp10 < -4 || exp10 >= 16)) {
-    /* %e prints at least two exponent digits, as Python does. */
-    char mant[32];
-    size_t mlen = (size_t)(ep - e);
-    memcpy(mant, e, mlen);
-    mant[mlen] = 0;
-    if (strchr(mant, '.')) { /* drop trailing zeros of the mantissa */
-      while (mant[mlen - 1] == '0')
-        mant[--mlen] = 0;
-      if (mant[mlen - 1] == '.')
-        mant[--mlen] = 0;
-    }
-    snprintf(out, cap, "%se%c%02d", mant, exp10 < 0 ? '-' : '+', abs(exp10));
-    return;
-  }
-  int decimals = prec - 1 - exp10;
-  if (decimals < 1)
-    snprintf(out, cap, "%.0f.0", x);
-  else
-    snprintf(out, cap, "%.*f", decimals, x);
-}
-
-int ferry_session_timeout_packet(ferry_buf *out, double timeout_s,
-                                 enum ferry_dialect_id dialect) {
-  char num[64], msg[256];
-  python_float_repr(num, sizeof num, timeout_s);
-  int len = snprintf(msg, sizeof msg,
-                     "RPCSessionTimeoutError: Your %ss session has expired, try to increase "
-                     "the \"session_timeout\" value.",
-                     num);
-  const ferry_dialect *d = ferry_dialect_get(dialect);
-  if (!d)
-    d = &ferry_dialect_classic;
-  return ferry_rpc_exception_encode(out, d, msg, (size_t)len);
 }

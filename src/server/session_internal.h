@@ -62,6 +62,27 @@ int session_tensor_bytes(ferry_session *s, const DLTensor *t, uint64_t nbytes, v
  * (prod(shape) * elem size from data + byte_offset) must be ours. */
 int session_check_tensor(ferry_session *s, const DLTensor *t, ferry_err *err) FERRY_MUST_CHECK;
 
+/* ---- reading (session_read.c) -------------------------------------------- */
+
+/* Returned (> 0) when the peer closed the stream on a packet boundary. */
+#define SESSION_CLEAN_EOF 1
+/* kCopyToRemote packets at least this big are streamed into tensor memory. */
+#define SESSION_STREAM_MIN ((uint64_t)64 << 10)
+
+/* Reads until at least k bytes are buffered in s->reader (perhaps more).
+ * FERRY_OK, SESSION_CLEAN_EOF, or a fatal error in err. */
+int session_fill_to(ferry_session *s, size_t k, ferry_err *err) FERRY_MUST_CHECK;
+/* Reads until the reader returns a whole packet (*pkt, valid until the
+ * next read).  FERRY_OK, SESSION_CLEAN_EOF, or a fatal error in err. */
+int session_read_packet(ferry_session *s, ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
+/* Handles a kCopyToRemote of len bytes (packet_nbytes) whose first bytes
+ * are buffered: checks its header, reads the payload straight into the
+ * checked tensor memory, and leaves the reply in s->out, or the refusal in
+ * req_err after skipping the payload.  Returns a fatal error (in err) only
+ * when the stream broke. */
+int session_copy_to_streamed(ferry_session *s, uint64_t len, ferry_err *req_err,
+                             ferry_err *err) FERRY_MUST_CHECK;
+
 /* Request handlers: each leaves one reply packet in s->out, or returns an
  * error with a message in err (the caller turns it into kException). */
 int session_call_func(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *err) FERRY_MUST_CHECK;
