@@ -4,6 +4,7 @@
  *
  *   client_flows --host H --port P [--key K] LIB.so
  *   client_flows --tracker H:P --key K [--priority N] LIB.so
+ *   (either with --dialect ffi to speak TVM >= 0.21's session dialect)
  *
  * Prints "ok <flow>" per flow and "FAIL <flow>: <why>" on the first
  * failure (exit status 1).  Values are checked here: addone's output
@@ -51,7 +52,7 @@ static char *read_file(const char *path, size_t *len) {
 
 int main(int argc, char **argv) {
   const char *host = "127.0.0.1", *tracker = NULL, *key = "", *lib = NULL;
-  int port = 9090, priority = 1;
+  int port = 9090, priority = 1, ffi = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
       host = argv[++i];
@@ -63,6 +64,8 @@ int main(int argc, char **argv) {
       key = argv[++i];
     else if (strcmp(argv[i], "--priority") == 0 && i + 1 < argc)
       priority = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--dialect") == 0 && i + 1 < argc)
+      ffi = strcmp(argv[++i], "ffi") == 0;
     else
       lib = argv[i];
   }
@@ -73,6 +76,7 @@ int main(int argc, char **argv) {
   ferry_client_opts o;
   ferry_client_opts_init(&o);
   o.timeout_ms = 20000;
+  o.dialect = ffi ? FERRY_CLIENT_FFI : FERRY_CLIENT_CLASSIC;
   char err[1024] = "";
   int rc;
   if (tracker) {
