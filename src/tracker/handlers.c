@@ -109,8 +109,6 @@ static int on_summary(tconn *c) {
     rc = ferry_tracker_encode_summary(b, qs, nq, servers, ns);
     if (rc == 0)
       rc = ferry_tconn_send(c, b->data, b->len);
-    if (b->cap > (1u << 20))
-      ferry_buf_close(b); /* do not keep a rare huge summary's buffer */
   }
   free(qs);
   free(servers);
@@ -170,6 +168,9 @@ int ferry_tracker_handle(tconn *c, const uint8_t *body, size_t len) {
   default: rc = FERRY_EUNSUPPORTED; break;
   }
   ferry_tracker_request_close(&r);
+  /* Do not keep the buffer of a rare huge reply (summary, pending keys). */
+  if (c->t->scratch.cap > (1u << 20))
+    ferry_buf_close(&c->t->scratch);
   if (rc && !c->closing)
     ferry_tconn_close(c, FERRY_LOG_INFO, "cannot reply: %s", ferry_strerror(rc));
   return rc;
