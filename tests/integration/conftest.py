@@ -17,7 +17,7 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get("FERRY_BUILD", os.path.join(ROOT, "build"))
+BUILD = os.path.abspath(os.environ.get("FERRY_BUILD", os.path.join(ROOT, "build")))
 FERRY = os.path.join(BUILD, "ferry")
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 
