@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "wire/tracker_json.h"
 #include "wire/tracker_msg.h"
 
@@ -330,6 +332,74 @@ static void every_prefix(void **state) {
   }
 }
 
+/* Allocation failures inside jansson: fail the n-th allocation for every n
+ * until a decode succeeds; each attempt must fail cleanly (no crash, and
+ * under ASan no leak) and leave nothing to free. */
+static long alloc_budget = -1;
+static void *failing_malloc(size_t n) {
+  if (alloc_budget == 0)
+    return NULL;
+  if (alloc_budget > 0)
+    alloc_budget--;
+  return malloc(n);
+}
+
+static void allocation_failures(void **state) {
+  (void)state;
+  const char *msgs[] = {"[5, {\"key\": \"server:cpu\", \"addr\": [null, 19200]}]",
+                        "[3, \"cpu\", [19200, \"cpu:0.61\"], \"10.0.0.5\"]",
+                        "[4, \"cpu\", \"\", 1]"};
+  json_set_alloc_funcs(failing_malloc, free);
+  for (size_t m = 0; m < 3; m++) {
+    int ok = 0;
+    for (long n = 0; n < 200 && !ok; n++) {
+      alloc_budget = n;
+      ferry_tracker_request r;
+      char err[128] = "";
+      int rc = ferry_tracker_request_decode((const uint8_t *)msgs[m], strlen(msgs[m]), &r,
+                                            err, sizeof err);
+      if (rc == 0) {
+        ok = 1;
+        if (r.info) {
+          ferry_tracker_info *info = ferry_tracker_info_new();
+          if (info) {
+            rc = ferry_tracker_info_merge(info, r.info, "1.2.3.4");
+            assert_true(rc == 0 || rc == FERRY_ENOMEM);
+            ferry_tracker_info_free(info);
+          }
+        }
+      } else {
+        assert_true(rc == FERRY_EPROTO || rc == FERRY_ENOMEM);
+      }
+      ferry_tracker_request_close(&r);
+    }
+    assert_true(ok);
+  }
+  /* The merge too: it works on copies, so a failure leaves info intact. */
+  alloc_budget = -1;
+  ferry_tracker_request r;
+  assert_int_equal(decode(msgs[0], &r), 0);
+  ferry_tracker_info *info = ferry_tracker_info_new();
+  int merged = 0;
+  for (long n = 0; n < 200 && !merged; n++) {
+    alloc_budget = n;
+    int rc = ferry_tracker_info_merge(info, r.info, "1.2.3.4");
+    alloc_budget = -1;
+    if (rc == 0) {
+      merged = 1;
+    } else {
+      assert_int_equal(rc, FERRY_ENOMEM);
+      assert_false(ferry_tracker_info_has_key(info));
+    }
+  }
+  assert_true(merged);
+  assert_string_equal(ferry_tracker_info_key(info), "server:cpu");
+  ferry_tracker_info_free(info);
+  ferry_tracker_request_close(&r);
+  alloc_budget = -1;
+  json_set_alloc_funcs(malloc, free);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(put_forms),        cmocka_unit_test(request_and_others),
@@ -338,6 +408,7 @@ int main(void) {
       cmocka_unit_test(replies_python_exact), cmocka_unit_test(requests_python_exact),
       cmocka_unit_test(python_reals),     cmocka_unit_test(reply_decoders),
       cmocka_unit_test(every_prefix),
+      cmocka_unit_test(allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
