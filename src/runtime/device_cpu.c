@@ -105,9 +105,13 @@ int ferry_rt_alloc_tensor(ferry_rt *rt, const DLTensor *tmpl, const char *scope,
   uint64_t nbytes;
   if (ferry_tensor_nbytes(tmpl, &nbytes) != FERRY_OK)
     return ferry_err_set(err, FERRY_ERANGE, "tensor shape is negative or its size overflows");
-  uint64_t align = ((uint64_t)tmpl->dtype.bits / 8) * tmpl->dtype.lanes;
-  if (align < FERRY_RT_ALIGN)
-    align = FERRY_RT_ALIGN;
+  /* TVM aligns to max(64, element size); an element size that is not a
+   * power of two, or a huge vector, gets the next power of two up to the
+   * page size instead of an error. */
+  uint64_t elem = ((uint64_t)tmpl->dtype.bits / 8) * tmpl->dtype.lanes;
+  uint64_t align = FERRY_RT_ALIGN;
+  while (align < elem && align < FERRY_RT_MAX_ALIGN)
+    align *= 2;
   return ferry_rt_alloc(rt, tmpl->device, nbytes, align, tmpl->dtype, out, err);
 }
 

@@ -130,6 +130,16 @@ static void tensor_alloc_and_copy(void **state) {
   assert_int_equal(ferry_rt_alloc_tensor(f->rt, &bad, "global", &p, &err), FERRY_ERANGE);
   ferry_err_clear(&err);
 
+  /* Element sizes that are not powers of two or larger than a page. */
+  int64_t one[1] = {3};
+  DLTensor odd = {.device = {kDLCPU, 0}, .ndim = 1, .dtype = {kDLFloat, 32, 100}, .shape = one};
+  assert_int_equal(ferry_rt_alloc_tensor(f->rt, &odd, NULL, &p, &err), 0);
+  assert_int_equal((uintptr_t)p % 512, 0);
+  assert_int_equal(ferry_rt_check_range(f->rt, p, 1200, &err), 0);
+  odd.dtype = (DLDataType){kDLFloat, 64, 1024};
+  assert_int_equal(ferry_rt_alloc_tensor(f->rt, &odd, NULL, &p, &err), 0);
+  assert_int_equal((uintptr_t)p % 4096, 0);
+
   ferry_ndarray *x, *y;
   DLDevice cpu = {kDLCPU, 0};
   assert_int_equal(ferry_ndarray_new(f->rt, 2, shape, t.dtype, cpu, &x, &err), 0);
