@@ -1,8 +1,9 @@
 # Thin wrapper over CMake.  The two commands a new user needs:
 #   make demo    install what is missing, build, start a local tracker (and
 #                the other parts) on 127.0.0.1 and show the query table
-#   make check   install, build with -Werror, run every test, then all of
-#                them again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check   install, build with -Werror (also for ARM64), run every
+#                test, then all of them again under AddressSanitizer +
+#                UndefinedBehaviorSanitizer, then a short run of every fuzzer
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE ?= cmake
 BUILD ?= build
@@ -36,7 +37,12 @@ fuzz: deps
 	@$(CMAKE) --build build-fuzz -j $(JOBS)
 	@sh scripts/run-fuzz.sh build-fuzz $${FUZZ_SECONDS:-10}
 
-check: test test-asan fuzz
+# The ARM64 build comes first: the end-to-end test runs it under qemu-user.
+check:
+	@$(MAKE) --no-print-directory cross ARCH=aarch64
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 	@echo "ferry: make check passed"
 
 bench: build
