@@ -222,10 +222,11 @@ int ferry_tracker_link_request(ferry_tracker_link *l, const char *key,
   ferry_buf b;
   ferry_buf_init(&b, FERRY_TRACKER_MAX_FRAME);
   int rc = ferry_tracker_encode_request(&b, key, "", priority);
+  /* Sending a small frame should never take long even when the wait for
+   * a device may be unbounded: cap the send at 10 s. */
+  int send_ms = timeout_ms < 0 || timeout_ms > 10000 ? 10000 : timeout_ms;
   if (rc == 0)
-    rc = ferry_tracker_link_send(l, b.data, b.len, 10000 < timeout_ms || timeout_ms < 0
-                                                       ? 10000 : timeout_ms,
-                                 err, errcap);
+    rc = ferry_tracker_link_send(l, b.data, b.len, send_ms, err, errcap);
   ferry_buf_close(&b);
   if (rc == 0)
     rc = ferry_tracker_link_recv(l, timeout_ms, err, errcap);
