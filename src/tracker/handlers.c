@@ -49,8 +49,11 @@ static int on_put(tconn *c, ferry_tracker_request *r) {
                       FERRY_TRACKER_MAX_STATE >> 20);
     return rc;
   }
-  ferry_info("register %s (%s, %s:%s) from %s", r->key, r->matchkey, addr, r->port_json,
-             c->name);
+  /* For the log, a plain string address without its JSON quotes. */
+  size_t alen = strlen(addr);
+  int bare = alen >= 2 && addr[0] == '"' && addr[alen - 1] == '"' && !strchr(addr, '\\');
+  ferry_info("register %s (%s at %.*s:%s) from %s", r->key, r->matchkey,
+             (int)(bare ? alen - 2 : alen), bare ? addr + 1 : addr, r->port_json, c->name);
   /* The reply goes after the scheduler ran, as TVM does. */
   return reply_status(c, 0);
 }

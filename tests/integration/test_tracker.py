@@ -216,7 +216,7 @@ def test_several_servers_and_clients(tracker):
     assert "server:cpu" in [x["key"] for x in summary(trk.port)["server_info"]]
     assert len(summary(trk.port)["server_info"]) == 3
     trk.wait_for(r"grant cpu \(cpu:new, offered by 127\.0\.0\.1:\d+\) to 127\.0\.0\.1:\d+")
-    trk.wait_for(r"register cpu \(cpu:0,")
+    trk.wait_for(r"register cpu \(cpu:0 at 127\.0\.0\.1:9100\) from 127\.0\.0\.1:\d+")
     trk.wait_for(r"request cpu priority 1 from 127\.0\.0\.1:\d+")
 
 
