@@ -3,7 +3,7 @@
  * one direct loopback TCP connection, measured in the same run, plus the
  * proxy's peak RSS (VmHWM) during it.
  *
- *   bench_proxy [MiB] [path/to/ferry]     (default 1024 MiB, ../ferry)
+ *   bench_proxy [MiB] [path/to/ferry]     (default 512 MiB, ../ferry)
  *
  * Three rounds, direct and proxied alternating so that a busy machine
  * disturbs both alike; the best rate of each is reported.
@@ -186,7 +186,7 @@ static long vm_hwm_kib(pid_t pid) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 1024;
+  uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 512;
   char ferry[PATH_MAX];
   if (argc > 2) {
     snprintf(ferry, sizeof ferry, "%s", argv[2]);

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import struct
 import threading
@@ -808,3 +809,25 @@ def test_departed_server_offer_is_withdrawn_at_real_tracker(spawn, tmp_path):
     assert read_reply(cli) == (CODE_SUCCESS, "server:K1")
     assert read_reply(k1) == (CODE_SUCCESS, "client:" + mk)
     q.close()
+
+
+def test_sigint_stops_cleanly_with_everything_open(spawn):
+    """Pairs mid-transfer, parked servers, a WebSocket and a half-done
+    handshake: SIGINT still frees everything (the fixture checks the exit
+    status and the sanitizers' silence)."""
+    px = start_proxy(spawn, "--web-port", "0")
+    web_port = int(px.wait_for(r"web listening on 127\.0\.0\.1:(\d+)").group(1))
+    srv, cli = dial(px.port, "server:S"), dial(px.port, "client:S")
+    assert read_reply(srv)[0] == CODE_SUCCESS and read_reply(cli)[0] == CODE_SUCCESS
+    srv.sendall(b"y" * (4 << 20))  # unread by the client: queued in the proxy
+    parked = dial(px.port, "server:P")
+    half = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+    half.sendall(b"\x71\xf2")
+    ws = WsClient(web_port)
+    ws.send_frame(struct.pack("<ii", RPC_MAGIC, 8) + b"server:W")  # one message
+    px.wait_for(r"server:W\] waits")
+    px.wait_for(r"server:P\] waits")
+    assert px.stop(signal.SIGINT) == 0
+    px.wait_for("stopped")
+    for s in (srv, cli, parked, half, ws.sock):
+        s.close()
