@@ -86,6 +86,11 @@ if [ -f "$build/tests/models/testlib.so" ]; then
   "$FERRY" run --tracker 127.0.0.1:$tport --key K1 --timeout 20 \
     "$build/tests/models/testlib.so" addone --input "$input" --output "$logs/y.npy" &&
     /usr/bin/python3 -c "import numpy as np; print('input ', np.load('$input')); print('output', np.load('$logs/y.npy'))"
+  echo "== ferry time: the same kernel timed on the device by TVM's time evaluator (key cpu)"
+  "$FERRY" time --tracker 127.0.0.1:$tport --key cpu --timeout 20 --number 100 --repeat 3 \
+    "$build/tests/models/testlib.so" addone --input "$input" --output "$logs/z.npy"
+  echo "== ferry query: the devices are back in the free list"
+  "$FERRY" query --port "$tport" | sed -n '/Queue Status/,$p'
 fi
 
 if [ "${FERRY_DEMO_ONCE:-0}" = 1 ]; then
