@@ -213,6 +213,10 @@ int ferry_client_tensor_copy_in(ferry_client *c, ferry_remote *t,
 int ferry_client_tensor_copy_out(ferry_client *c, ferry_remote *t, void *data,
                                  uint64_t nbytes) FERRY_MUST_CHECK;
 
+/* Waits until all work queued on dev is done (kDevStreamSync on the default
+ * stream, TVM's dev.sync()).  Copies already synchronise. */
+int ferry_client_sync(ferry_client *c, DLDevice dev) FERRY_MUST_CHECK;
+
 /* ---- timing ---------------------------------------------------------------- */
 
 /* runtime.RPCTimeEvaluator parameters; ferry_time_opts_init sets TVM's

@@ -102,6 +102,11 @@ static int stream_sync(ferry_client *c, DLDevice dev) {
   return client_syscall(c, FERRY_RPC_DEV_STREAM_SYNC, args, 2, &res);
 }
 
+int ferry_client_sync(ferry_client *c, DLDevice dev) {
+  int rc = client_begin(c);
+  return rc ? rc : stream_sync(c, dev);
+}
+
 static int check_copy(ferry_client *c, ferry_remote *t, uint64_t nbytes) {
   if (!t || t->kind != FERRY_KIND_NDARRAY)
     return client_fail(c, FERRY_EINVAL, "copy of something that is not a tensor");
