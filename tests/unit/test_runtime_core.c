@@ -336,6 +336,73 @@ static void random_fill_checks_range(void **state) {
   ferry_obj_release(&nd->base);
 }
 
+static void save_and_load_params(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_call c;
+  /* The spec's 97-byte example: {"w": float32 [1.0, 2.0]}. */
+  static const uint8_t example[] = {
+      0xB7, 0x9C, 0x04, 0x05, 0x4F, 0x8D, 0xE5, 0xF7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+      0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 'w', 1, 0, 0, 0, 0, 0, 0, 0, 0x3F, 0xA1, 0xB4, 0x96, 0xF0,
+      0x40, 0x5E, 0xDD, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 32, 1,
+      0, 2, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3F, 0, 0, 0, 0x40};
+  ferry_value blob = {.kind = FERRY_KIND_BYTES};
+  blob.v.str.data = (const char *)example;
+  blob.v.str.len = sizeof example;
+  assert_int_equal(call_global(f->rt, "runtime.LoadParams", &blob, 1, &c, &err), 0);
+  assert_int_equal(c.ret.kind, FERRY_KIND_OBJECT);
+  ferry_param_map *pm = ferry_param_map_cast(c.ret.v.obj);
+  assert_non_null(pm);
+  assert_int_equal(pm->n, 1);
+  assert_string_equal(pm->names[0], "w");
+  assert_true(((float *)pm->arrays[0]->tensor.data)[1] == 2.0f);
+  /* The arrays are session buffers (range-checked like any other). */
+  assert_int_equal(ferry_rt_check_range(f->rt, pm->arrays[0]->tensor.data, 8, &err), 0);
+  ferry_value map = {.kind = FERRY_KIND_OBJECT, .v.obj = c.ret.v.obj};
+  ferry_call c2;
+  assert_int_equal(call_global(f->rt, "runtime.SaveParams", &map, 1, &c2, &err), 0);
+  assert_int_equal(c2.ret.kind, FERRY_KIND_BYTES);
+  assert_int_equal(c2.ret.v.str.len, sizeof example);
+  assert_memory_equal(c2.ret.v.str.data, example, sizeof example);
+  ferry_call_close(&c2);
+  /* name, tensor pairs give the same bytes. */
+  ferry_value pairs[2] = {str("w"), {.kind = FERRY_KIND_NDARRAY, .v.obj = &pm->arrays[0]->base}};
+  assert_int_equal(call_global(f->rt, "runtime.SaveParams", pairs, 2, &c2, &err), 0);
+  assert_memory_equal(c2.ret.v.str.data, example, sizeof example);
+  ferry_call_close(&c2);
+  ferry_call_close(&c);
+  /* A tensor whose data is not a session buffer is refused. */
+  float local[2] = {1, 2};
+  int64_t shape[1] = {2};
+  DLTensor fake = {.data = local, .device = {kDLCPU, 0}, .ndim = 1, .dtype = {kDLFloat, 32, 1},
+                   .shape = shape};
+  ferry_value bad_pairs[2] = {str("w"), {.kind = FERRY_KIND_TENSOR, .v.tensor = &fake}};
+  assert_int_equal(call_global(f->rt, "runtime.SaveParams", bad_pairs, 2, &c2, &err),
+                   FERRY_EBADHANDLE);
+  ferry_call_close(&c2);
+  /* Hostile blobs: wrong magic, truncated, lying length. */
+  uint8_t b[sizeof example];
+  memcpy(b, example, sizeof b);
+  b[0] = 0;
+  blob.v.str.data = (const char *)b;
+  assert_int_equal(call_global(f->rt, "runtime.LoadParams", &blob, 1, &c, &err), FERRY_EMAGIC);
+  assert_non_null(strstr(err.msg, "magic"));
+  ferry_call_close(&c);
+  memcpy(b, example, sizeof b);
+  blob.v.str.len = sizeof b - 1;
+  assert_int_equal(call_global(f->rt, "runtime.LoadParams", &blob, 1, &c, &err), FERRY_EPROTO);
+  assert_non_null(strstr(err.msg, "truncated"));
+  ferry_call_close(&c);
+  blob.v.str.len = sizeof b;
+  b[81] = 0xff; /* data_byte_size */
+  assert_int_equal(call_global(f->rt, "runtime.LoadParams", &blob, 1, &c, &err), FERRY_EPROTO);
+  ferry_call_close(&c);
+  /* Wrong argument shapes. */
+  ferry_value odd[1] = {str("w")};
+  assert_int_equal(call_global(f->rt, "runtime.SaveParams", odd, 1, &c, &err), FERRY_EINVAL);
+  ferry_call_close(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(alloc_and_ranges, setup, teardown),
@@ -346,6 +413,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(files_roundtrip, setup, teardown),
       cmocka_unit_test_setup_teardown(files_confined, setup, teardown),
       cmocka_unit_test_setup_teardown(random_fill_checks_range, setup, teardown),
+      cmocka_unit_test_setup_teardown(save_and_load_params, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
