@@ -49,7 +49,7 @@ static void *session_thread(void *arg) {
   return NULL;
 }
 
-static peer *start(uint64_t copy_packet_size, uint64_t max_packet) {
+static peer *start(uint64_t copy_packet_size, uint64_t max_packet, uint64_t max_alloc) {
   peer *p = calloc(1, sizeof *p);
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -61,6 +61,7 @@ static peer *start(uint64_t copy_packet_size, uint64_t max_packet) {
   p->cfg.num_threads = 1;
   p->cfg.copy_packet_size = copy_packet_size;
   p->cfg.max_packet = max_packet;
+  p->cfg.max_alloc = max_alloc;
   p->cfg.on_dialect = on_dialect;
   p->cfg.hook_ctx = p;
   ferry_err_clear(&p->err);
@@ -241,7 +242,7 @@ static void shutdown_ok(peer *p) {
 
 static void connect_and_lookup(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   assert_int_equal(p->dialect_seen, 0); /* no arguments yet: undecided */
   assert_int_equal(get_global(p, "no.such.global"), 0);
@@ -263,7 +264,7 @@ static void connect_and_lookup(void **state) {
 
 static void version_mismatch(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   ferry_buf body;
   ferry_buf_init(&body, 64);
   assert_int_equal(ferry_rpc_init_server_encode(&body, "0.7.0"), 0);
@@ -276,9 +277,69 @@ static void version_mismatch(void **state) {
   assert_int_equal(finish(p), 0); /* EOF at a boundary: clean */
 }
 
+static void init_server_variants(void **state) {
+  (void)state;
+  peer *p = start(0, 0, 0);
+  /* Session constructors (["rpc.Connect", ...]) are refused; this also
+   * decides the dialect. */
+  ferry_buf body;
+  ferry_buf_init(&body, 256);
+  assert_int_equal(ferry_rpc_init_server_encode(&body, "0.8.0"), 0);
+  ferry_value ctor[2] = {str_value("rpc.Connect"), {.kind = FERRY_KIND_INT}};
+  ctor[1].v.i = 9090;
+  assert_int_equal(D->encode_seq(&body, ctor, 2), 0);
+  send_packet(p, FERRY_RPC_INIT_SERVER, body.data, body.len);
+  expect_exception(p, "rpc.Connect");
+  assert_int_equal(p->dialect_seen, FERRY_DIALECT_CLASSIC);
+  /* A version string running past the packet, and trailing bytes. */
+  body.len = 0;
+  uint8_t bad[12] = {0xff, 0, 0, 0, 0, 0, 0, 0, '0', '.', '8', '.'};
+  send_packet(p, FERRY_RPC_INIT_SERVER, bad, sizeof bad);
+  expect_exception(p, "malformed kInitServer");
+  assert_int_equal(ferry_rpc_init_server_encode(&body, "0.8.0"), 0);
+  uint8_t tail[5] = {0, 0, 0, 0, 9};
+  assert_int_equal(ferry_buf_append(&body, tail, 5), 0);
+  send_packet(p, FERRY_RPC_INIT_SERVER, body.data, body.len);
+  expect_exception(p, "");
+  ferry_buf_close(&body);
+  init_server(p);
+  shutdown_ok(p);
+}
+
+static void alloc_ceiling(void **state) {
+  (void)state;
+  peer *p = start(0, 0, 1 << 20);
+  init_server(p);
+  int64_t shape[2] = {1024, 1024};
+  DLTensor t = {.device = {kDLCPU, 0}, .ndim = 2, .dtype = {kDLFloat, 32, 1}, .shape = shape};
+  ferry_value v[4] = {{.kind = FERRY_KIND_TENSOR}, {.kind = FERRY_KIND_NONE}};
+  v[0].v.tensor = &t;
+  send_values(p, FERRY_RPC_DEV_ALLOC_DATA_WITH_SCOPE, 0, v, 2);
+  expect_exception(p, "over this server's limit");
+  shape[0] = 256; /* exactly 1 MiB */
+  send_values(p, FERRY_RPC_DEV_ALLOC_DATA_WITH_SCOPE, 0, v, 2);
+  assert_int_equal(reply_value(p).kind, FERRY_KIND_OPAQUE);
+  /* A shape whose size overflows. */
+  shape[0] = INT64_MAX / 2;
+  shape[1] = INT64_MAX / 2;
+  send_values(p, FERRY_RPC_DEV_ALLOC_DATA_WITH_SCOPE, 0, v, 2);
+  expect_exception(p, "overflows");
+  memset(v, 0, sizeof v);
+  v[0].kind = FERRY_KIND_DEVICE;
+  v[0].v.device = (DLDevice){kDLCPU, 0};
+  v[1].kind = FERRY_KIND_INT;
+  v[1].v.i = (1 << 20) + 1;
+  v[2].kind = FERRY_KIND_INT;
+  v[2].v.i = 64;
+  v[3].kind = FERRY_KIND_DTYPE;
+  send_values(p, FERRY_RPC_DEV_ALLOC_DATA, 0, v, 4);
+  expect_exception(p, "over this server's limit");
+  shutdown_ok(p);
+}
+
 static void files_flow(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   uint64_t up = get_global(p, "tvm.rpc.server.upload");
   assert_int_not_equal(up, 0);
@@ -317,7 +378,7 @@ static uint64_t alloc_tensor(peer *p, DLTensor *t) {
 
 static void tensor_flow(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   int64_t shape[2] = {3, 4};
   DLTensor t = {.device = {kDLCPU, 0}, .ndim = 2, .dtype = {kDLFloat, 32, 1}, .shape = shape};
@@ -393,7 +454,7 @@ static void tensor_flow(void **state) {
 
 static void device_syscalls(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   ferry_value v[4];
   memset(v, 0, sizeof v);
@@ -456,7 +517,7 @@ static void device_syscalls(void **state) {
 
 static void max_packet_function(void **state) {
   (void)state;
-  peer *p = start(4096, 0);
+  peer *p = start(4096, 0, 0);
   init_server(p);
   uint64_t h = get_global(p, "tvm.rpc.server.GetCRTMaxPacketSize");
   assert_int_not_equal(h, 0);
@@ -471,7 +532,7 @@ static void max_packet_function(void **state) {
 
 static void wrong_codes(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   const int32_t codes[] = {0, 4, 5, 8, 22, 99, -1, INT32_MIN};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
@@ -488,7 +549,7 @@ static void wrong_codes(void **state) {
 
 static void bad_sequences(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   assert_int_equal(get_global(p, "no.such"), 0); /* classic from now on */
   /* Unknown type code. */
@@ -545,7 +606,7 @@ static void bad_sequences(void **state) {
 
 static void bad_tensors(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   int64_t shape[2] = {2, 3};
   DLTensor t = {.device = {kDLCPU, 0}, .ndim = 2, .dtype = {kDLFloat, 32, 1}, .shape = shape};
@@ -619,7 +680,7 @@ static void bad_tensors(void **state) {
  * checks, the same replies, and a refused packet is skipped whole. */
 static void large_copies(void **state) {
   (void)state;
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   int64_t shape[1] = {1 << 20};
   DLTensor t = {.device = {kDLCPU, 0}, .ndim = 1, .dtype = {kDLFloat, 32, 1}, .shape = shape};
@@ -707,7 +768,7 @@ static void large_copies(void **state) {
 static void broken_streams(void **state) {
   (void)state;
   /* A 2^62 packet length ends the session before anything is allocated. */
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   uint8_t hdr[12];
   put_le64(hdr, 1ull << 62);
@@ -718,18 +779,18 @@ static void broken_streams(void **state) {
   assert_int_equal(recv_packet(p, &body, &len), -1); /* closed, no reply */
   assert_int_equal(finish(p), FERRY_ETOOBIG);
   /* A packet just over a configured ceiling. */
-  p = start(0, 1 << 16);
+  p = start(0, 1 << 16, 0);
   put_le64(hdr, (1 << 16) + 1);
   send_all(p, hdr, 12);
   assert_int_equal(recv_packet(p, &body, &len), -1);
   assert_int_equal(finish(p), FERRY_ETOOBIG);
   /* Lengths 1..3 cannot hold a code. */
-  p = start(0, 0);
+  p = start(0, 0, 0);
   put_le64(hdr, 2);
   send_all(p, hdr, 10);
   assert_int_equal(finish(p), FERRY_EPROTO);
   /* EOF in the middle of a packet. */
-  p = start(0, 0);
+  p = start(0, 0, 0);
   put_le64(hdr, 100);
   send_all(p, hdr, 12);
   assert_int_equal(finish(p), FERRY_ECLOSED);
@@ -789,7 +850,7 @@ static void module_flow(void **state) {
   static uint8_t so[1 << 22];
   size_t n = fread(so, 1, sizeof so, f);
   fclose(f);
-  peer *p = start(0, 0);
+  peer *p = start(0, 0, 0);
   init_server(p);
   uint64_t up = get_global(p, "tvm.rpc.server.upload");
   ferry_value args[3] = {str_value("testlib.so"), {.kind = FERRY_KIND_BYTES}};
@@ -830,6 +891,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(connect_and_lookup), cmocka_unit_test(version_mismatch),
+      cmocka_unit_test(init_server_variants), cmocka_unit_test(alloc_ceiling),
       cmocka_unit_test(files_flow),         cmocka_unit_test(tensor_flow),
       cmocka_unit_test(device_syscalls),    cmocka_unit_test(max_packet_function),
       cmocka_unit_test(wrong_codes),        cmocka_unit_test(bad_sequences),
