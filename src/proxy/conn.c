@@ -265,14 +265,27 @@ static void reject(pconn *c, int32_t code) {
   px_conn_close(c, 1);
 }
 
+/* Keys come from the peer: only printable ASCII reaches the log, so a
+ * key cannot forge or break log lines. */
+void px_printable(char *dst, size_t cap, const char *src, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < len && n + 1 < cap; i++) {
+    unsigned char ch = (unsigned char)src[i];
+    dst[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+  }
+  if (cap)
+    dst[n] = 0;
+}
+
 static void handshake_done(pconn *c) {
   ferry_proxy *px = c->px;
   uv_timer_stop(&c->timer);
   const char *key = ferry_handshake_key(&c->hs);
   size_t kl = ferry_handshake_key_len(&c->hs);
+  char shown[49];
+  px_printable(shown, sizeof shown, key, kl);
   size_t nl = strlen(c->name);
-  snprintf(c->name + nl, sizeof c->name - nl, "[%.*s]",
-           (int)(kl > 48 ? 48 : kl), key);
+  snprintf(c->name + nl, sizeof c->name - nl, "[%s]", shown);
   const char *mk;
   size_t ml;
   if (ferry_pairing_match_key(key, kl, &mk, &ml)) {
@@ -291,18 +304,24 @@ static void handshake_done(pconn *c) {
   case FERRY_PAIR_PARKED: {
     c->state = PC_WAITING;
     ferry_pair_entry *e = ferry_pairing_find(&px->table, c);
-    ferry_info("%s waits%s%s", c->name, px->table.tracker_mode ? " as " : "",
-               px->table.tracker_mode ? e->match_key : "");
+    char as[128] = "";
+    if (px->table.tracker_mode) {
+      memcpy(as, " as ", 4);
+      px_printable(as + 4, sizeof as - 4, e->match_key, strlen(e->match_key));
+    }
+    ferry_info("%s waits%s", c->name, as);
     if (px->table.tracker_mode)
       px_tracker_kick(px);
     return;
   }
   case FERRY_PAIR_DUPLICATE:
-    ferry_info("%s: duplicate connection with same key=%.*s", c->name, (int)ml, mk);
+    px_printable(shown, sizeof shown, mk, ml);
+    ferry_info("%s: duplicate connection with same key=%s", c->name, shown);
     reject(c, FERRY_RPC_CODE_DUPLICATE);
     return;
   case FERRY_PAIR_MISMATCH:
-    ferry_info("%s: no server waits with match key=%.*s", c->name, (int)ml, mk);
+    px_printable(shown, sizeof shown, mk, ml);
+    ferry_info("%s: no server waits with match key=%s", c->name, shown);
     reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   case FERRY_ETOOBIG:

@@ -113,6 +113,9 @@ void px_on_connection(uv_stream_t *server, int status, int web);
 void px_conn_close(pconn *c, int flush);
 void px_conns_sweep(ferry_proxy *px);
 void px_pool_free(ferry_proxy *px);
+/* Copies src to dst (capacity cap, NUL-terminated, truncated) with every
+ * byte outside printable ASCII shown as '?'; for logging peer text. */
+void px_printable(char *dst, size_t cap, const char *src, size_t len);
 /* Payload bytes that arrived with the HTTP upgrade (before pairing). */
 void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n);
 

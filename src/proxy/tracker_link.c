@@ -118,7 +118,9 @@ static void tl_pump(ferry_proxy *px) {
     if (got == 1) {
       rc = ferry_tracker_encode_put(&body, dev, px->port, mk, NULL);
       code = FERRY_TRACKER_PUT;
-      ferry_info("offering %s at the tracker", mk);
+      char shown[128];
+      px_printable(shown, sizeof shown, mk, strlen(mk));
+      ferry_info("offering %s at the tracker", shown);
     } else if (got < 0) {
       rc = got;
     } else if (px_now(px) >= tl->next_poll_ms) {

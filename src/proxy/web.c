@@ -198,8 +198,11 @@ int px_web_handle_request(pconn *c, uint8_t *rest, size_t rest_len) {
       return respond(c, 400, "Bad Request", "Can \"Upgrade\" only to \"WebSocket\".\n");
     }
     if (!ferry_http_origin_allowed(r)) {
+      char origin[128], host[128];
+      px_printable(origin, sizeof origin, r->origin, strlen(r->origin));
+      px_printable(host, sizeof host, r->host, strlen(r->host));
       ferry_warn("%s: cross-origin WebSocket refused (Origin %s, Host %s)", c->name,
-                 r->origin, r->host);
+                 origin, host);
       return respond(c, 403, "Forbidden", "Cross origin websockets not allowed\n");
     }
     ferry_buf out;
@@ -230,7 +233,9 @@ int px_web_handle_request(pconn *c, uint8_t *rest, size_t rest_len) {
     return respond(c, 405, "Method Not Allowed", "method not allowed\n");
   const web_route *route = find_route(px, r->path);
   if (!route) {
-    ferry_debug("%s: GET %s: not found", c->name, r->path);
+    char path[128];
+    px_printable(path, sizeof path, r->path, strlen(r->path));
+    ferry_debug("%s: GET %s: not found", c->name, path);
     return respond(c, 404, "Not Found", "not found\n");
   }
   return route->index_page ? serve_index(c, route) : serve_file(c, route);

@@ -395,6 +395,11 @@ def test_bad_input_is_closed_and_others_unaffected(spawn):
     assert 0.5 < time.monotonic() - t0 < 4
     px.wait_for("no complete handshake within 1000 ms")
 
+    # Control characters in a key never reach the log as they are.
+    s = dial(px.port, "server:evil\x1b[2J\x07")
+    px.wait_for(r"server:evil\?\[2J\?\] waits")
+    s.close()
+
     # The pair is unaffected, memory is flat.
     cli.sendall(b"ping")
     assert recv_exact(srv, 4) == b"ping"
