@@ -25,7 +25,8 @@ stop_all() {
   rm -rf "$logs"
   echo "all stopped"
 }
-trap stop_all INT TERM EXIT
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT TERM
 
 # start NAME ARGS...: runs ferry in the background, logging to $logs/NAME.log
 start() {
