@@ -189,6 +189,25 @@ static int download_fn(ferry_call *c) {
   return rc ? rc : read_into_result(c, name);
 }
 
+/* Removes base (below the open folder dir): a file, or a folder with all
+ * it holds, never following a symbolic link (unlinkat removes the link). */
+static void remove_tree(int dir, const char *base, int depth) {
+  if (unlinkat(dir, base, 0) == 0 || errno != EISDIR)
+    return;
+  int fd = depth < 32 ? openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d != NULL) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+        remove_tree(dirfd(d), e->d_name, depth + 1);
+    closedir(d);
+  } else if (fd >= 0) {
+    close(fd);
+  }
+  (void)unlinkat(dir, base, AT_REMOVEDIR);
+}
+
 static int remove_fn(ferry_call *c) {
   const char *name;
   int rc = ferry_arg_count(c, "remove", 1, 1);
@@ -210,10 +229,11 @@ static int remove_fn(ferry_call *c) {
     dir = open(c->rt->work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   }
   const char *base = slash ? slash + 1 : name;
-  /* Like TVM's server, a file that is not there is not an error. */
+  /* Like TVM's server, a file that is not there is not an error; a folder
+   * goes with its contents (TVM's Python server uses rmtree). */
   if (dir >= 0) {
-    if (*base && unlinkat(dir, base, 0) != 0 && errno == EISDIR)
-      (void)unlinkat(dir, base, AT_REMOVEDIR);
+    if (*base && strcmp(base, ".") != 0)
+      remove_tree(dir, base, 0);
     close(dir);
   }
   return FERRY_OK;

@@ -255,6 +255,19 @@ static void files_roundtrip(void **state) {
   assert_non_null(strstr(err.msg, "Cannot open"));
   assert_non_null(strstr(err.msg, "hello.txt"));
   ferry_call_close(&c);
+  /* A folder goes with its contents; a link inside is removed, not followed. */
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s/d/e && touch %s/d/e/f %s/d/g && mkdir -p %s.keep && touch %s.keep/x && "
+           "ln -s %s.keep %s/d/link",
+           f->dir, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir);
+  assert_int_equal(system(cmd), 0);
+  ferry_value d = str("d");
+  assert_int_equal(call_global(f->rt, "tvm.rpc.server.remove", &d, 1, &c, &err), 0);
+  ferry_call_close(&c);
+  snprintf(cmd, sizeof cmd, "test ! -e %s/d && test -e %s.keep/x && rm -rf %s.keep", f->dir,
+           f->dir, f->dir);
+  assert_int_equal(system(cmd), 0);
   /* remove of a missing file and of "" are not errors (as in TVM). */
   assert_int_equal(call_global(f->rt, "tvm.rpc.server.remove", &name, 1, &c, &err), 0);
   ferry_call_close(&c);
