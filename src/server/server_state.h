@@ -63,6 +63,7 @@ typedef struct server_tracker {
   int need_put;             /* a fresh key must be offered */
   int offered;              /* the current key was PUT on this link */
   int failures;             /* consecutive failed connects (log throttling) */
+  int healthy;              /* a poll succeeded on this link */
 } server_tracker;
 
 enum server_proxy_state {

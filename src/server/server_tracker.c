@@ -79,10 +79,20 @@ static void drop_link(ferry_server *s, const char *why) {
                s->cfg->tracker_host, s->cfg->tracker_port, why);
   t->state = SERVER_TRACKER_DOWN;
   t->offered = 0;
-  /* The first retry is immediate (a tracker restart is the common case);
-   * further ones back off. */
-  t->next_try_ms = ferry_now_ms();
-  t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
+  /* A link that had worked (a poll succeeded on it) is retried at once: a
+   * tracker restart is the common case.  One that failed right after
+   * connecting (a peer that accepts and then answers nonsense) backs off,
+   * or the server would reconnect in a tight loop. */
+  if (t->healthy) {
+    t->next_try_ms = ferry_now_ms();
+    t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
+  } else {
+    t->next_try_ms = ferry_now_ms() + t->backoff_ms;
+    t->backoff_ms *= 2;
+    if (t->backoff_ms > TRACKER_BACKOFF_MAX_MS)
+      t->backoff_ms = TRACKER_BACKOFF_MAX_MS;
+  }
+  t->healthy = 0;
 }
 
 static int connect_and_register(ferry_server *s, char *err, size_t errcap) {
@@ -176,7 +186,7 @@ int64_t server_tracker_tick(ferry_server *s, int64_t now) {
     }
     t->state = SERVER_TRACKER_UP;
     t->failures = 0;
-    t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
+    t->healthy = 0;
     t->next_poll_ms = ferry_now_ms() + TRACKER_POLL_MS;
     ferry_info("registered at tracker %s:%d as server:%s",
                s->cfg->tracker_host, s->cfg->tracker_port, s->cfg->key);
@@ -196,6 +206,8 @@ int64_t server_tracker_tick(ferry_server *s, int64_t now) {
       drop_link(s, "no answer to a poll");
       return t->next_try_ms;
     }
+    t->healthy = 1;
+    t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
     t->next_poll_ms = ferry_now_ms() + TRACKER_POLL_MS;
     if (t->need_put && !s->sess.active && put_new_key(s) != 0) {
       drop_link(s, "PUT failed");

@@ -447,3 +447,39 @@ def test_no_descriptor_leak_over_many_sessions(spawn, workdir):
     assert wait_until(lambda: not children(srv.proc.pid))
     assert wait_until(lambda: not session_dirs(workdir))
     assert wait_until(lambda: fds() == before), (fds(), before)
+
+
+def test_nonsense_tracker_is_retried_with_backoff(spawn, workdir):
+    """A peer that accepts, echoes the tracker magic and then answers
+    garbage: the server keeps running and reconnects with back-off, not in
+    a tight loop (spec §10.3 item 12)."""
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(16)
+    lsn.settimeout(0.2)
+    srv = start_server(spawn, workdir, "--tracker",
+                       "127.0.0.1:%d" % lsn.getsockname()[1])
+    conns = 0
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        try:
+            c, _ = lsn.accept()
+        except socket.timeout:
+            continue
+        conns += 1
+        c.settimeout(5)
+        try:
+            recv_exact(c, 4)
+            c.sendall(struct.pack("<i", 0x2F271))
+            n = struct.unpack("<i", recv_exact(c, 4))[0]
+            recv_exact(c, n)
+            c.sendall(struct.pack("<i", 5) + b"[1,2]")
+        except (ConnectionError, socket.timeout):
+            pass
+        c.close()
+    lsn.close()
+    assert 1 <= conns <= 4, conns
+    assert srv.proc.poll() is None
+    # Direct clients are refused meanwhile (no valid match key).
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_MISMATCH
