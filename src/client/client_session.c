@@ -174,14 +174,16 @@ int client_open(const char *host, int port, int fd, const char *key,
   if (!rc)
     rc = handshake(c, key ? key : "", dl);
   if (!rc) {
-    client_net_setup(c);
-    /* kInitServer's reply shares the connect deadline. */
+    /* kInitServer's reply shares the connect deadline; later requests
+     * each get the full timeout. */
     int saved = c->opts.timeout_ms;
     int left = ms_left(dl);
     if (left >= 0)
       c->opts.timeout_ms = left > 0 ? left : 1;
+    client_net_setup(c);
     rc = init_server(c);
     c->opts.timeout_ms = saved;
+    client_net_setup(c);
     if (rc == FERRY_EREMOTE) {
       char msg[CLIENT_ERR_MAX];
       snprintf(msg, sizeof msg, "%s", c->err);
