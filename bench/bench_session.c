@@ -9,8 +9,10 @@
  *      loopback send of the same bytes acknowledged by one byte, and the
  *      same for download (kCopyFromRemote);
  *   3. the server's resident memory (VmRSS from /proc, no script needed)
- *      idle after start and idle again after the sessions, and the time
- *      from exec to "listening".
+ *      idle after start and idle again after the sessions, the time from
+ *      exec to "listening" and to "registered at a tracker" (a real
+ *      `ferry tracker` asked with SUMMARY every 2 ms), and the size of the
+ *      stripped binary (when `strip` is installed).
  *
  * ferry and the baseline are measured alternately in rounds and each
  * reports its best round, so that other load on the machine hits both.
@@ -31,12 +33,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/net.h"
+#include "client/tracker_link.h"
 #include "ferry/client.h"
 
 static double now_s(void) {
@@ -50,51 +54,69 @@ static void die(const char *what, const char *detail) {
   exit(1);
 }
 
-/* ---- the server process ----------------------------------------------------- */
+/* ---- ferry processes ------------------------------------------------------- */
 
-static pid_t server_pid;
-static char server_log[] = "/tmp/ferry-bench-XXXXXX";
+typedef struct daemon_proc {
+  pid_t pid;
+  char log[32];
+} daemon_proc;
 
-static void stop_server(void) {
-  if (server_pid > 0) {
-    kill(server_pid, SIGTERM);
-    int st;
-    while (waitpid(server_pid, &st, 0) < 0 && errno == EINTR) {
+static daemon_proc daemons[3];
+static int ndaemons;
+
+static void stop_daemons(void) {
+  for (int i = ndaemons - 1; i >= 0; i--) {
+    if (daemons[i].pid > 0) {
+      kill(daemons[i].pid, SIGTERM);
+      int st;
+      while (waitpid(daemons[i].pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      daemons[i].pid = 0;
     }
-    server_pid = 0;
+    unlink(daemons[i].log);
   }
-  unlink(server_log);
+  ndaemons = 0;
 }
 
-/* Starts `ferry server --port 0`, returns its port; *startup_s is the time
- * from fork to the "listening on" line. */
-static int start_server(const char *ferry, double *startup_s) {
-  int lfd = mkstemp(server_log);
+/* Starts `ferry <args...>` with stderr to a temporary log. */
+static daemon_proc *spawn(const char *ferry, const char *const *args) {
+  if (ndaemons == 3)
+    die("too many daemons", NULL);
+  daemon_proc *d = &daemons[ndaemons++];
+  snprintf(d->log, sizeof d->log, "/tmp/ferry-bench-XXXXXX");
+  int lfd = mkstemp(d->log);
   if (lfd < 0)
     die("mkstemp", strerror(errno));
-  double t0 = now_s();
-  server_pid = fork();
-  if (server_pid < 0)
+  d->pid = fork();
+  if (d->pid < 0)
     die("fork", strerror(errno));
-  if (server_pid == 0) {
+  if (d->pid == 0) {
     dup2(lfd, 2);
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 1);
-    execl(ferry, ferry, "server", "--host", "127.0.0.1", "--port", "0", "--silent",
-          (char *)NULL);
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = ferry;
+    while (*args && n < 15)
+      argv[n++] = *args++;
+    argv[n] = NULL;
+    execv(ferry, (char *const *)argv);
     _exit(127);
   }
   close(lfd);
-  atexit(stop_server);
+  return d;
+}
+
+/* Waits for the "listening on HOST:PORT" line and returns the port. */
+static int wait_listening(const char *ferry, daemon_proc *d) {
   for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(server_log, "r");
+    FILE *f = fopen(d->log, "r");
     char line[512];
     while (f && fgets(line, sizeof line, f)) {
       const char *p = strstr(line, "listening on ");
       const char *colon = p ? strrchr(p, ':') : NULL;
       if (colon) {
-        *startup_s = now_s() - t0;
         fclose(f);
         return atoi(colon + 1);
       }
@@ -102,14 +124,86 @@ static int start_server(const char *ferry, double *startup_s) {
     if (f)
       fclose(f);
     int st;
-    if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
-      server_pid = 0;
-      die("the server exited; is this a ferry binary?", ferry);
+    if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+      d->pid = 0;
+      die("a ferry daemon exited; is this a ferry binary?", ferry);
     }
-    usleep(5000);
+    usleep(2000);
   }
-  die("the server did not say where it listens", NULL);
+  die("a ferry daemon did not say where it listens", NULL);
   return -1;
+}
+
+/* Starts `ferry server --port 0`, returns its port; *startup_s is the time
+ * from fork to the "listening on" line. */
+static int start_server(const char *ferry, double *startup_s, pid_t *pid) {
+  static const char *const args[] = {"server", "--host", "127.0.0.1", "--port", "0",
+                                     "--silent", NULL};
+  double t0 = now_s();
+  daemon_proc *d = spawn(ferry, args);
+  int port = wait_listening(ferry, d);
+  *startup_s = now_s() - t0;
+  *pid = d->pid;
+  return port;
+}
+
+/* Time from starting `ferry server --tracker` to its key being free at a
+ * tracker (asked with SUMMARY every 2 ms); -1 if it never shows. */
+static double registration_time(const char *ferry) {
+  static const char *const targs[] = {"tracker", "--host", "127.0.0.1", "--port", "0",
+                                      "--silent", NULL};
+  daemon_proc *t = spawn(ferry, targs);
+  int tport = wait_listening(ferry, t);
+  char tr[64];
+  snprintf(tr, sizeof tr, "127.0.0.1:%d", tport);
+  const char *const sargs[] = {"server", "--host", "127.0.0.1", "--port", "0", "--silent",
+                               "--tracker", tr, "--key", "bench", NULL};
+  ferry_tracker_link l;
+  ferry_tracker_link_init(&l);
+  char err[256] = "";
+  if (ferry_tracker_link_connect(&l, "127.0.0.1", tport, 5000, err, sizeof err) != 0)
+    die("tracker", err);
+  double t0 = now_s(), dt = -1;
+  (void)spawn(ferry, sargs);
+  while (dt < 0 && now_s() - t0 < 10) {
+    ferry_tracker_summary sum;
+    err[0] = 0;
+    if (ferry_tracker_link_summary(&l, &sum, 5000, err, sizeof err) != 0)
+      die("tracker summary", err);
+    for (size_t i = 0; i < sum.nqueues; i++)
+      if (strcmp(sum.queues[i].key, "bench") == 0 && sum.queues[i].free > 0)
+        dt = now_s() - t0;
+    ferry_tracker_summary_close(&sum);
+    if (dt < 0)
+      usleep(2000);
+  }
+  ferry_tracker_link_close(&l);
+  return dt;
+}
+
+/* Size of the binary after `strip` (if strip is installed), else -1. */
+static long stripped_size(const char *ferry) {
+  char out[] = "/tmp/ferry-bench-strip-XXXXXX";
+  int fd = mkstemp(out);
+  if (fd < 0)
+    return -1;
+  close(fd);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 1);
+    dup2(null, 2);
+    execlp("strip", "strip", "-o", out, ferry, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  long size = -1;
+  struct stat sb;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && stat(out, &sb) == 0)
+    size = (long)sb.st_size;
+  unlink(out);
+  return size;
 }
 
 static long rss_kib(pid_t pid) {
@@ -248,8 +342,10 @@ int main(int argc, char **argv) {
     die("no test library (give --lib testlib.so)", lib);
   signal(SIGPIPE, SIG_IGN);
 
+  atexit(stop_daemons);
   double startup = 0;
-  int port = start_server(ferry, &startup);
+  pid_t server_pid;
+  int port = start_server(ferry, &startup, &server_pid);
   usleep(200 * 1000);
   long rss_idle = rss_kib(server_pid);
 
@@ -350,9 +446,14 @@ int main(int argc, char **argv) {
   printf("  server RSS idle %ld KiB, after %d calls and %d x %ld MiB copies %ld KiB "
          "(session process holding the tensor %ld KiB)\n", rss_idle, calls + calls / 10, 2 * reps, mb,
          rss_after, rss_session);
-  printf("  server start to listening %.1f ms\n", startup * 1e3);
+  double reg = registration_time(ferry);
+  long stripped = stripped_size(ferry);
+  printf("  server start to listening %.1f ms, to registered at a tracker %.1f ms\n",
+         startup * 1e3, reg * 1e3);
+  if (stripped > 0)
+    printf("  ferry binary stripped %ld KiB (all commands in one binary)\n", stripped / 1024);
   free(data);
   free(back);
-  stop_server();
+  stop_daemons();
   return 0;
 }
