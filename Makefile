@@ -65,5 +65,9 @@ cross:
 	@$(CMAKE) --build build-$(ARCH) -j $(JOBS)
 	@echo "ferry: built build-$(ARCH)/ferry"
 
+# make package ARCH=aarch64 -> ferry-<version>-aarch64.tar.gz (see packaging/).
+package: cross
+	@sh scripts/package.sh build-$(ARCH) $(ARCH)
+
 clean:
 	rm -rf build build-asan build-fuzz build-aarch64 build-armhf
