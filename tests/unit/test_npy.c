@@ -195,14 +195,14 @@ static void test_limits(void **state) {
   assert_int_equal(parse(b, n, UINT64_MAX, &info), FERRY_ETOOBIG);
   /* A v2 header of exactly the ceiling (the dict padded with spaces): fine. */
   {
-    const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+    const char *small = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
     size_t total = 12 + FERRY_NPY_MAX_HEADER;
     uint8_t *big = malloc(total);
     assert_non_null(big);
     memcpy(big, "\x93NUMPY\x02\x00", 8);
     put_le32(big + 8, FERRY_NPY_MAX_HEADER);
     memset(big + 12, ' ', FERRY_NPY_MAX_HEADER);
-    memcpy(big + 12, dict, strlen(dict));
+    memcpy(big + 12, small, strlen(small));
     big[total - 1] = '\n';
     assert_int_equal(parse(big, total - 1, UINT64_MAX, &info), FERRY_EAGAIN);
     assert_int_equal(parse(big, total, UINT64_MAX, &info), 0);
