@@ -170,7 +170,7 @@ static void child_main(ferry_server *s, int fd) {
   ferry_err_clear(&err);
   int rc = ferry_session_run(&io, &cfg, &err);
   if (rc < 0)
-    ferry_info("session %llu: %s", (unsigned long long)s->sess.id,
+    ferry_warn("session %llu: %s", (unsigned long long)s->sess.id,
                err.msg[0] ? err.msg : ferry_strerror(rc));
   _exit(rc < 0 ? 1 : 0);
 }

@@ -102,7 +102,7 @@ typedef struct ferry_server {
 /* ---- server_main.c ---- */
 /* Wakes the poll loop: the byte says why ('C' child, 'T' terminate). */
 int server_signal_fd(void);
-/* Logs "error" text of a failed call with context. */
+/* The earlier of two deadlines, where -1 means "none". */
 int64_t server_min_deadline(int64_t a, int64_t b);
 
 /* ---- server_listen.c ---- */
