@@ -4,8 +4,9 @@
  *   1. a call of testlib's add_i64 through ferry_func_call (value mapping,
  *      error reset, result mapping) vs calling the same function pointer
  *      directly with prepared TVMValues;
- *   2. TVMBackendParallelLaunch of an empty lambda on the pool vs calling
- *      the lambda inline (the launch + join overhead of one parallel loop);
+ *   2. TVMBackendParallelLaunch of an empty lambda on the pool vs a plain
+ *      mutex + condition-variable round trip to one helper thread (what a
+ *      naive pool pays per launch);
  *   3. a TVMBackendAllocWorkspace/FreeWorkspace pair (cached) vs a 64-byte
  *      aligned posix_memalign/free pair of the same size;
  *   4. ferry_rt_check_range with 10000 live buffers vs with one.
@@ -14,6 +15,7 @@
  *
  * --models defaults to <this program's folder>/../tests/models. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -37,6 +39,29 @@ static int empty_lambda(int task, TVMParallelGroupEnv *penv, void *cdata) {
   (void)cdata;
   sink += task;
   return 0;
+}
+
+/* Baseline of 2: one helper thread answering pings over a condvar. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cv;
+  long ping, pong;
+  int stop;
+} pp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void *pong_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&pp.lock);
+  for (;;) {
+    while (pp.ping == pp.pong && !pp.stop)
+      pthread_cond_wait(&pp.cv, &pp.lock);
+    if (pp.stop)
+      break;
+    pp.pong = pp.ping;
+    pthread_cond_broadcast(&pp.cv);
+  }
+  pthread_mutex_unlock(&pp.lock);
+  return NULL;
 }
 
 static void report(const char *what, double base_ns, double ours_ns) {
@@ -107,11 +132,23 @@ int main(int argc, char **argv) {
 
   /* 2. parallel launch */
   long launches = n / 20;
-  TVMParallelGroupEnv env = {NULL, 1};
+  pthread_t helper;
+  pthread_create(&helper, NULL, pong_main, NULL);
   t0 = now_s();
-  for (long i = 0; i < launches; i++)
-    empty_lambda(0, &env, NULL);
+  for (long i = 0; i < launches; i++) {
+    pthread_mutex_lock(&pp.lock);
+    pp.ping++;
+    pthread_cond_broadcast(&pp.cv);
+    while (pp.pong != pp.ping)
+      pthread_cond_wait(&pp.cv, &pp.lock);
+    pthread_mutex_unlock(&pp.lock);
+  }
   base = (now_s() - t0) / (double)launches * 1e9;
+  pthread_mutex_lock(&pp.lock);
+  pp.stop = 1;
+  pthread_cond_broadcast(&pp.cv);
+  pthread_mutex_unlock(&pp.lock);
+  pthread_join(helper, NULL);
   TVMBackendParallelLaunch(empty_lambda, NULL, 0); /* start the pool */
   t0 = now_s();
   for (long i = 0; i < launches; i++)
