@@ -75,6 +75,11 @@ int ferry_files_open_below(const char *work_dir, const char *name, int flags, un
   for (;;) {
     const char *end = strchr(p, '/');
     size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n > NAME_MAX_LEN) {
+      close(dir);
+      errno = ENAMETOOLONG;
+      return -1;
+    }
     memcpy(comp, p, n);
     comp[n] = 0;
     const char *q = p + n;
