@@ -300,6 +300,8 @@ static void handshake_done(pconn *c) {
   switch (rc) {
   case FERRY_PAIR_PAIRED:
     pair(partner, c);
+    if (px->table.stale_offer)
+      px_tracker_stale_offer(px);
     return;
   case FERRY_PAIR_PARKED: {
     c->state = PC_WAITING;

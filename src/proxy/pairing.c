@@ -144,10 +144,14 @@ int ferry_pairing_offer(ferry_pairing *t, int role, const char *match_key,
                         size_t len, void *conn, int64_t now_ms,
                         void **partner) {
   *partner = NULL;
+  t->stale_offer = 0;
   if (t->tracker_mode && role == FERRY_PAIR_CLIENT) {
     ferry_pair_entry *e = lookup(t, FERRY_PAIR_SERVER, match_key, len, now_ms);
     if (!e)
       return FERRY_PAIR_MISMATCH;
+    /* Paired through its previous key while the new one is already on
+     * offer: that offer now names a server that is taken. */
+    t->stale_offer = !e->needs_put && !key_eq(e->match_key, match_key, len);
     *partner = e->conn;
     unlink_entry(t, e);
     entry_free(e);

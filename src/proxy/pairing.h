@@ -66,6 +66,7 @@ typedef struct ferry_pairing {
   size_t nkeys;
   size_t keyset_bytes;
   int keyset_changed;
+  int stale_offer;          /* set by the last offer: see ferry_pairing_offer */
 } ferry_pairing;
 
 /* An empty table.  max: ceiling on waiting connections; wait_ms: proxy-mode
@@ -88,7 +89,10 @@ int ferry_pairing_match_key(const char *key, size_t len, const char **out,
 /* A connection finished its handshake.  Returns a ferry_pair_action, or
  * FERRY_ETOOBIG (table full), FERRY_ENOMEM, FERRY_ESYS (no randomness):
  * then nothing changed.  On FERRY_PAIR_PAIRED *partner is the conn it
- * pairs with (its entry is gone); otherwise *partner is NULL. */
+ * pairs with (its entry is gone); otherwise *partner is NULL.  In tracker
+ * mode t->stale_offer is then 1 if the client came with the server's
+ * previous key while its current key was already offered (an offer the
+ * caller should withdraw). */
 int ferry_pairing_offer(ferry_pairing *t, int role, const char *match_key,
                         size_t len, void *conn, int64_t now_ms,
                         void **partner) FERRY_MUST_CHECK;

@@ -164,6 +164,12 @@ static void tracker_mode_regenerate_unused(void **state) {
   assert_int_equal(offer(&t, FERRY_PAIR_CLIENT, mk, &B, 7001 + 5000, &p), FERRY_PAIR_MISMATCH);
   assert_int_equal(offer(&t, FERRY_PAIR_CLIENT, mk, &B, 8000, &p), FERRY_PAIR_PAIRED);
   assert_ptr_equal(p, &A);
+  assert_int_equal(t.stale_offer, 1); /* mk2 is on offer for a taken server */
+  /* Through the current key: nothing stale. */
+  assert_int_equal(offer(&t, FERRY_PAIR_SERVER, "K9", &C, 9000, &p), FERRY_PAIR_PARKED);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 1);
+  assert_int_equal(offer(&t, FERRY_PAIR_CLIENT, mk, &D, 9000, &p), FERRY_PAIR_PAIRED);
+  assert_int_equal(t.stale_offer, 0);
   ferry_pairing_close(&t);
 }
 
