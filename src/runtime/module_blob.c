@@ -9,14 +9,12 @@
 #include "runtime/rt_internal.h"
 #include "wire/mblob.h"
 
-/* A loader reads its payload (payload_avail bytes are readable), sets
- * *consumed, and returns a module with one reference in *out. */
-typedef int (*ferry_blob_loader_fn)(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
-                                    size_t *consumed, ferry_module **out, ferry_err *err);
 struct blob_loader {
   const char *type_key;
   ferry_blob_loader_fn load;
 };
+/* One line per module type with a binary payload, e.g.
+ *   {"GraphExecutorFactory", ferry_graph_factory_load_blob}, */
 static const struct blob_loader blob_loaders[] = {
     {NULL, NULL},
 };

@@ -102,6 +102,11 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out,
 /* The system-library module for a symbol prefix (runtime.SystemLib). */
 int ferry_syslib_get(ferry_rt *rt, const char *prefix, ferry_module **out,
                      ferry_err *err) FERRY_MUST_CHECK;
+/* A loader of one module type found in a __tvm_dev_mblob: it reads its
+ * payload (payload_avail bytes are readable), sets *consumed, and returns a
+ * module with one reference in *out.  Listed in module_blob.c. */
+typedef int (*ferry_blob_loader_fn)(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                                    size_t *consumed, ferry_module **out, ferry_err *err);
 /* Builds the module tree of a __tvm_dev_mblob.  lib is the library module
  * (one reference borrowed); on success *root carries one reference. */
 int ferry_blob_load_modules(ferry_rt *rt, const uint8_t *blob, size_t blob_max,
