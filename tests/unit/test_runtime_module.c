@@ -298,6 +298,12 @@ static void load_errors(void **state) {
   ferry_value obj_name = str("lib.o");
   assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &obj_name, 1, &c), FERRY_EIO);
   ferry_call_close(&c);
+  /* A blob whose header claims more than its symbol holds. */
+  put_model(fx, "badblob.so", "badblob.so");
+  ferry_value badblob = str("badblob.so");
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &badblob, 1, &c), FERRY_EPROTO);
+  assert_non_null(strstr(fx->err.msg, "truncated"));
+  ferry_call_close(&c);
   /* A library needing a symbol nobody provides: named in the error. */
   put_model(fx, "undefined.so", "undefined.so");
   ferry_value undef = str("undefined.so");
