@@ -42,18 +42,48 @@ static void send_mismatch(int fd) {
   (void)n;
 }
 
-void server_listen_accept(ferry_server *s) {
+/* A free slot, or — when silent clients hold all of them — the slot of the
+ * oldest unfinished handshake, whose client is dropped: real clients send
+ * their handshake at once, so the oldest is the likeliest to be idle, and
+ * silent connections can then never keep the device from serving. */
+static server_hs *free_slot(ferry_server *s) {
+  server_hs *oldest = NULL;
   for (int i = 0; i < SERVER_MAX_HANDSHAKES; i++) {
     server_hs *h = &s->hs[i];
-    if (h->fd >= 0)
-      continue;
+    if (h->fd < 0)
+      return h;
+    if (!h->parked && (!oldest || h->deadline_ms < oldest->deadline_ms))
+      oldest = h;
+  }
+  if (oldest) {
+    ferry_warn("%d handshakes pending: dropping the oldest, from %s",
+               SERVER_MAX_HANDSHAKES, oldest->peer);
+    hs_free(oldest);
+  }
+  return oldest;
+}
+
+void server_listen_accept(ferry_server *s) {
+  /* Bounded work per wake-up (libuv-style): a flood waits its turn. */
+  for (int n = 0; n < SERVER_MAX_HANDSHAKES; n++) {
     int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
-      /* EMFILE and friends: the connection stays in the backlog and the
-       * next wake-up tries again; never a reason to stop serving. */
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-          errno != ECONNABORTED)
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        /* The connection stays in the backlog and keeps the socket
+         * readable: pause accepting briefly instead of spinning. */
+        ferry_warn("accept: %s; pausing for %d ms", strerror(errno),
+                   SERVER_ACCEPT_PAUSE_MS);
+        s->accept_paused_until_ms = ferry_now_ms() + SERVER_ACCEPT_PAUSE_MS;
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                 errno != ECONNABORTED) {
         ferry_warn("accept: %s", strerror(errno));
+      }
+      return;
+    }
+    server_hs *h = free_slot(s);
+    if (!h) { /* every slot parked: cannot happen while idle, but be safe */
+      close(fd);
       return;
     }
     h->fd = fd;

@@ -238,16 +238,16 @@ static void run_loop(ferry_server *s) {
     for (size_t i = 0; i < sizeof pfd / sizeof pfd[0]; i++)
       pfd[i] = (struct pollfd){.fd = -1, .events = POLLIN};
     pfd[SLOT_SIG].fd = sig_pipe[0];
-    int free_slots = 0;
-    for (int i = 0; i < SERVER_MAX_HANDSHAKES; i++) {
-      if (s->hs[i].fd < 0)
-        free_slots++;
-      else if (!s->hs[i].parked)
+    for (int i = 0; i < SERVER_MAX_HANDSHAKES; i++)
+      if (s->hs[i].fd >= 0 && !s->hs[i].parked)
         pfd[SLOT_HS0 + i].fd = s->hs[i].fd;
-    }
     /* While a session runs, new clients wait in the backlog as they do with
-     * TVM's servers: the device serves one session at a time. */
-    if (s->listen_fd >= 0 && free_slots > 0 && !s->sess.active)
+     * TVM's servers: the device serves one session at a time.  Otherwise
+     * accepting never stops: full slots evict the oldest handshake. */
+    int paused = s->accept_paused_until_ms > ferry_now_ms();
+    if (paused)
+      next = server_min_deadline(next, s->accept_paused_until_ms);
+    if (s->listen_fd >= 0 && !s->sess.active && !paused)
       pfd[SLOT_LISTEN].fd = s->listen_fd;
     if (s->tracker.state == SERVER_TRACKER_UP)
       pfd[SLOT_TRACKER].fd = s->tracker.link.fd;

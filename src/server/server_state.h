@@ -21,6 +21,8 @@
 #define SERVER_PEER_MAX 64
 /* Grace between SIGTERM and SIGKILL of a timed-out session. */
 #define SERVER_KILL_GRACE_MS 200
+/* Accepting pauses this long when the process is out of descriptors. */
+#define SERVER_ACCEPT_PAUSE_MS 100
 /* Writing the timeout packet to a client that does not read is bounded. */
 #define SERVER_TIMEOUT_PACKET_MS 1000
 
@@ -86,6 +88,7 @@ typedef struct ferry_server {
   char base_dir[PATH_MAX];  /* parent of session folders */
   int base_dir_owned;       /* we made it: remove it at exit */
   int listen_fd;            /* -1 in proxy mode */
+  int64_t accept_paused_until_ms; /* after EMFILE; 0: not paused */
   int port;                 /* bound port (or the proxy's) */
   int stopping;
   uint64_t sessions;        /* sessions started so far */

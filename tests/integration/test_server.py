@@ -197,6 +197,22 @@ def test_silent_connection_does_not_block_others(spawn, workdir):
         x.close()
 
 
+def test_more_silent_connections_than_slots(spawn, workdir):
+    """40 idle connections (the server reads 16 handshakes at once): the
+    oldest are dropped to make room, so a real client still gets in."""
+    srv = start_server(spawn, workdir)
+    silent = [socket.create_connection(("127.0.0.1", srv.port))
+              for _ in range(40)]
+    time.sleep(0.3)
+    s, code, _ = handshake(srv.port, "client:cpu", timeout=5)
+    assert code == CODE_SUCCESS
+    srv.wait_for("handshakes pending: dropping the oldest")
+    dropped = sum(1 for x in silent if is_closed(x, timeout=0.2))
+    assert dropped >= 40 - 16
+    for x in silent:
+        x.close()
+
+
 def test_handshake_deadline_closes_silent_clients(spawn, workdir):
     srv = start_server(spawn, workdir, "--handshake-timeout", "1")
     s = socket.create_connection(("127.0.0.1", srv.port))
