@@ -173,6 +173,12 @@ int ferry_client_tensor_copy_out(ferry_client *c, ferry_remote *t, void *data,
     rc = chunk_size(c, &t->tensor, &block);
   if (rc)
     return rc;
+  /* A kCopyAck must fit under our own reply ceiling: past it, read in
+   * chunks even if the server set no limit (servers honour byte_offset,
+   * §3.5), so that a big tensor does not end the session. */
+  uint64_t own = c->opts.max_reply_bytes - 4;
+  if (block == 0 || block > own)
+    block = nbytes > own ? own : block;
   DLTensor view = t->tensor;
   uint64_t off = 0;
   do {

@@ -421,6 +421,63 @@ static void test_short_copy_ack(void **state) {
   peer_join(&p);
 }
 
+/* Hex of a kCopyAck carrying n bytes of value v (malloc'ed). */
+static char *ack_hex(size_t n, uint8_t v) {
+  char *h = malloc(2 * (12 + n) + 1);
+  assert_non_null(h);
+  uint8_t pre[12];
+  put_le64(pre, 4 + n);
+  put_le32(pre + 8, 8);
+  size_t k = 0;
+  for (int i = 0; i < 12; i++)
+    k += (size_t)sprintf(h + k, "%02x", pre[i]);
+  for (size_t i = 0; i < n; i++)
+    k += (size_t)sprintf(h + k, "%02x", v);
+  return h;
+}
+
+/* A copy out bigger than the client's own reply ceiling is read in chunks
+ * even when the server sets no limit: 100000 bytes with a 65536-byte
+ * ceiling go as 65532 + 34468 (offsets 0 and 65532). */
+static void test_copy_out_own_ceiling(void **state) {
+  (void)state;
+  char *ack1 = ack_hex(65532, 1), *ack2 = ack_hex(34468, 2);
+  step steps[] = {
+      {INIT_REQ, VOID_RET},
+      {NULL, "1400000000000000 04000000 01000000 03000000 40e8dd1e7f550000"},
+      {NULL, "1400000000000000 04000000 01000000 03000000 0000000000000000"},
+      {"3400000000000000 06000000 40e8dd1e7f550000 01000000 00000000 01000000 01080100"
+       "a086010000000000 0000000000000000 fcff000000000000",
+       ack1},
+      {"3400000000000000 06000000 40e8dd1e7f550000 01000000 00000000 01000000 01080100"
+       "a086010000000000 fcff000000000000 a486000000000000",
+       ack2},
+      {NULL, VOID_RET}, /* sync */
+  };
+  peer p;
+  peer_start(&p, steps, 6);
+  ferry_client_opts o;
+  ferry_client_opts_init(&o);
+  o.max_reply_bytes = 65536;
+  ferry_client *c = NULL;
+  char err[256];
+  assert_int_equal(ferry_client_connect("127.0.0.1", p.port, "", &o, &c, err, sizeof err), 0);
+  ferry_remote *t = NULL;
+  int64_t shape[1] = {100000};
+  assert_int_equal(ferry_client_tensor_empty(c, (DLDevice){kDLCPU, 0}, 1, shape,
+                                             (DLDataType){kDLUInt, 8, 1}, &t), 0);
+  uint8_t *out = malloc(100000);
+  assert_int_equal(ferry_client_tensor_copy_out(c, t, out, 100000), 0);
+  for (size_t i = 0; i < 100000; i++)
+    assert_int_equal(out[i], i < 65532 ? 1 : 2);
+  free(out);
+  ferry_client_close(c);
+  peer_join(&p);
+  assert_int_equal(p.served, 6);
+  free(ack1);
+  free(ack2);
+}
+
 static void test_handshake_refused(void **state) {
   (void)state;
   peer p;
@@ -468,6 +525,7 @@ int main(void) {
       cmocka_unit_test(test_global_call),     cmocka_unit_test(test_errors),
       cmocka_unit_test(test_tensor_unchunked), cmocka_unit_test(test_tensor_chunked),
       cmocka_unit_test(test_hostile_replies), cmocka_unit_test(test_short_copy_ack),
+      cmocka_unit_test(test_copy_out_own_ceiling),
       cmocka_unit_test(test_handshake_refused), cmocka_unit_test(test_init_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
