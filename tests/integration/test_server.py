@@ -157,8 +157,16 @@ def test_options_after_the_key_are_accepted(spawn, workdir):
     assert code == CODE_SUCCESS
     s.close()
     # An unparsable timeout is a mismatch, never a dead server (TVM C++ aborts).
-    s, code, _ = handshake(srv.port, "client:cpu -timeout=abc")
-    assert code == CODE_MISMATCH
+    for bad in ("abc", "inf", "nan", "-1"):
+        s, code, _ = handshake(srv.port, "client:cpu -timeout=" + bad)
+        assert code == CODE_MISMATCH, bad
+    # Huge values are capped, not overflowed into an instant timeout.
+    s, code, _ = handshake(srv.port, "client:cpu -timeout=1e300")
+    assert code == CODE_SUCCESS
+    s.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        s.recv(1)
+    s.close()
     s, code, _ = handshake(srv.port, "client:cpu")
     assert code == CODE_SUCCESS
 
