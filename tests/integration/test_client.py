@@ -288,3 +288,25 @@ def test_cli_argument_kinds_and_order(server, tmp_path):
                       ("float:0.1", "0.10000000000000001"), ("int:-7", "-7")):
         p = run_ferry("run", "--port", port, TESTLIB, "echo", "--arg", arg)
         assert (p.returncode, p.stdout) == (0, want + "\n"), (arg, p.stderr)
+
+
+def test_tracker_queue_waits_for_busy_server(spawn, tracker):
+    tr = "127.0.0.1:%d" % tracker.port
+    server = spawn("server", "--port", "0", "--tracker", tr, "--key", "busy")
+    crash = os.path.join(MODELS, "crash.so")
+    # The first client holds the only server for about 2 s (a kernel that
+    # never returns, ended by the session timeout it asked for) ...
+    first = subprocess.Popen([FERRY, "run", "--tracker", tr, "--key", "busy", "--timeout", "20",
+                              "--session-timeout", "2", crash, "crash", "--arg", "int:3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.wait_for(r"session \d+ from .* started", timeout=15)
+    # ... so the second waits in the tracker's queue, then gets the server.
+    t0 = time.monotonic()
+    p = run_ferry("run", "--tracker", tr, "--key", "busy", "--timeout", "20", TESTLIB,
+                  "add_i64", "--arg", "int:2", "--arg", "int:40", timeout=60)
+    waited = time.monotonic() - t0
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 1 and "RPCSessionTimeoutError" in err, err
+    assert (p.returncode, p.stdout) == (0, "42\n"), p.stderr
+    # It could only be served after the first session ended (2 s timeout).
+    assert waited > 0.8, "the second client did not wait for the busy server"
