@@ -259,3 +259,51 @@ def test_time_evaluator_on_emulated_device(devices, tmp_path):
                   os.path.join(CROSS_MODELS, "testlib.so"), "add_i64",
                   "--arg", "int:20", "--arg", "int:22", timeout=90)
     assert (p.returncode, p.stdout) == (0, "42\n"), p.stderr
+
+
+def test_package(tmp_path):
+    """scripts/package.sh (make package): one folder with the stripped
+    binary, its busybox names, the README and the systemd units; the packed
+    binary runs under its TVM names."""
+    _ensure_cross_build()
+    import tarfile
+    p = subprocess.run(["sh", os.path.join(ROOT, "scripts", "package.sh"), CROSS, "aarch64",
+                        str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        version = re.search(r"project\(ferry VERSION ([0-9.]+)", f.read()).group(1)
+    name = "ferry-%s-aarch64" % version
+    tarball = tmp_path / (name + ".tar.gz")
+    assert str(tarball) in p.stdout
+    with tarfile.open(tarball) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+        # The "tar" filter (Python >= 3.12, backported) keeps the symlinks.
+        kw = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+        tf.extractall(tmp_path / "x", **kw)
+    for alias in ("rpc_server", "rpc_tracker", "rpc_proxy", "query_rpc_tracker"):
+        m = members[name + "/" + alias]
+        assert m.issym() and m.linkname == "ferry"
+    for f in ("ferry", "README.md", "systemd/ferry-server.service",
+              "systemd/ferry-tracker.service", "systemd/ferry-proxy.service", "systemd/ferry.env"):
+        assert name + "/" + f in members, f
+    assert members[name + "/ferry"].mode & 0o111
+    assert all(m.uid == 0 and m.gid == 0 for m in members.values())
+    root = tmp_path / "x" / name
+    binary = str(root / "ferry")
+    # Stripped (no symbol table), smaller than the build's, glibc only.
+    sections = subprocess.run(["readelf", "-S", "-d", binary], capture_output=True, text=True,
+                              timeout=30).stdout
+    assert ".symtab" not in sections and ".debug_info" not in sections
+    assert os.path.getsize(binary) < os.path.getsize(CROSS_FERRY)
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", sections)
+    assert needed and all(GLIBC_RE.match(n) for n in needed), needed
+    unit = (root / "systemd" / "ferry-server.service").read_text()
+    assert re.search(r"^ExecStart=/usr/local/bin/ferry server .*--tracker \$\{FERRY_TRACKER\} "
+                     r"--key \$\{FERRY_KEY\}", unit, re.M)
+    assert "EnvironmentFile=-/etc/default/ferry" in unit
+    assert "FERRY_KEY=aarch64" in (root / "systemd" / "ferry.env").read_text()
+    # Under a TVM name the packed binary acts as that tool.
+    for alias, cmd in (("rpc_server", "server"), ("query_rpc_tracker", "query")):
+        h = subprocess.run(_qemu_prefix() + [str(root / alias), "--help"], capture_output=True,
+                           text=True, timeout=60)
+        assert h.returncode == 0 and h.stdout.startswith("usage: ferry %s" % cmd), h.stdout + h.stderr
