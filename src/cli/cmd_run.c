@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/client_cli.h"
+#include "cli/cmd_run_model.h"
 #include "cli/commands.h"
 
 #define MAX_ARGS (3 * FERRY_OPT_LIST_MAX)
@@ -24,7 +25,7 @@ typedef struct run_opts {
   cli_conn conn;
   struct ferry_opt_list inputs, outputs, args;
   const char *result;
-  int system_lib, global;
+  int system_lib, global, model;
   long number, repeat, min_repeat_ms, cooldown_ms;
 } run_opts;
 
@@ -352,6 +353,12 @@ int cli_run_or_time(int argc, char **argv, int timing) {
        "take FUNC from the server's system library (no LIB argument)"},
       {"global", FERRY_OPT_FLAG, &o.global, NULL,
        "FUNC is a global function of the server (no LIB argument)"},
+      {"model", FERRY_OPT_FLAG, &o.model, NULL,
+       "LIB is a whole network (GraphExecutorFactory, as `ferry pack` or TVM's export_library "
+       "writes it; the default when FUNC is omitted): --input [NAME=]x.npy sets inputs, "
+       "--output y.npy receives outputs 0, 1, ..."},
+      {"repeat", FERRY_OPT_INT, &o.repeat, "N",
+       "with a model: time this many runs on the device (default 3)"},
   };
   const ferry_opt time_table[] = {
       CLI_CONN_OPTS(o.conn),
@@ -372,12 +379,17 @@ int cli_run_or_time(int argc, char **argv, int timing) {
        "pause between measurements (default 0)"},
   };
   const ferry_cmd_spec spec = {
-      cmd, "[--host H --port P | --tracker HOST:PORT --key K | --proxy HOST:PORT --key K] "
-           "LIB.so FUNC [--input a.npy ...] [--output b.npy ...] [--arg int:2 ...]",
+      cmd, timing ? "[--host H --port P | --tracker HOST:PORT --key K | --proxy HOST:PORT --key K] "
+                    "LIB.so FUNC [--input a.npy ...] [--output b.npy ...] [--arg int:2 ...]"
+                  : "[--host H --port P | --tracker HOST:PORT --key K | --proxy HOST:PORT --key K] "
+                    "LIB.so FUNC [--input a.npy ...] [--output b.npy ...] [--arg int:2 ...]\n"
+                    "   or: ferry run [connection] MODEL.so [--input [NAME=]x.npy ...] "
+                    "[--output y.npy ...] [--repeat N]",
       timing ? "Time a function of a library on a remote server (TVM's time_evaluator); "
                "prints mean and standard deviation in microseconds."
              : "Upload a library to a remote server, call one of its functions and write "
-               "the output tensors to .npy files.",
+               "the output tensors to .npy files; or, without FUNC, run a whole network "
+               "(graph executor) and print the time of each stage.",
       timing ? time_table : run_table,
       timing ? (int)(sizeof time_table / sizeof time_table[0])
              : (int)(sizeof run_table / sizeof run_table[0])};
@@ -388,6 +400,23 @@ int cli_run_or_time(int argc, char **argv, int timing) {
   int prc = ferry_opts_parse(&spec, argc, argv, &npos);
   if (prc)
     return prc == 1 ? 0 : 2;
+  if (!timing && !o.system_lib && !o.global && (o.model || npos == 1)) {
+    if (npos != 1 || o.args.n || o.result) {
+      fprintf(stderr, "ferry run: a model takes MODEL.so, --input and --output only\n");
+      return 2;
+    }
+    if (o.repeat < 1 || o.repeat > 1024) {
+      fprintf(stderr, "ferry run: --repeat must be 1..1024\n");
+      return 2;
+    }
+    run_model_opts mo = {&o.inputs, &o.outputs, o.repeat};
+    ferry_client *mc = NULL;
+    int st = cli_connect(cmd, &o.conn, &mc);
+    if (!st)
+      st = cli_run_model(mc, argv[1], &mo);
+    ferry_client_close(mc);
+    return st;
+  }
   int want = o.system_lib || o.global ? 1 : 2;
   if (npos != want || (o.system_lib && o.global)) {
     fprintf(stderr, "ferry %s: expected %s (see ferry %s --help)\n", cmd,
