@@ -129,3 +129,20 @@ int ferry_handles_release(ferry_handles *h, uint64_t handle, enum ferry_obj_type
   ferry_obj_release(obj);
   return FERRY_OK;
 }
+
+int ferry_handles_find_ndarray_data(const ferry_handles *h, uint64_t data, uint64_t *out) {
+  if (data == 0)
+    return FERRY_EBADHANDLE;
+  for (uint32_t i = 0; i < h->len; i++) {
+    const struct ferry_handle_slot *s = &h->slots[i];
+    if (!s->obj || s->obj->type != FERRY_OBJ_NDARRAY)
+      continue;
+    const DLTensor *t = &((const ferry_ndarray *)s->obj)->tensor;
+    /* Compared with the pointer the client was sent (session_call.c). */
+    if ((uint64_t)(uintptr_t)((const char *)t->data + t->byte_offset) == data) {
+      *out = handle_make(i, s->gen, s->obj->type);
+      return FERRY_OK;
+    }
+  }
+  return FERRY_EBADHANDLE;
+}

@@ -56,6 +56,13 @@ int ferry_handles_get(const ferry_handles *h, uint64_t handle, enum ferry_obj_ty
 int ferry_handles_release(ferry_handles *h, uint64_t handle,
                           enum ferry_obj_type type) FERRY_MUST_CHECK;
 
+/* The handle of a live NDArray whose first element is at data (the data
+ * pointer its kCallFunc return carried), or FERRY_EBADHANDLE.  TVM v0.21's
+ * client releases a returned NDArray by that pointer (rpc-session.md
+ * §7.2.8).  O(live), like put. */
+int ferry_handles_find_ndarray_data(const ferry_handles *h, uint64_t data,
+                                    uint64_t *out) FERRY_MUST_CHECK;
+
 /* Number of live handles (for tests and leak checks). */
 static inline uint32_t ferry_handles_live(const ferry_handles *h) {
   return h->live;

@@ -199,7 +199,14 @@ int session_free_handle(ferry_session *s, const ferry_value *v, int n, ferry_err
    * the client ignores errors of releases (§2.6) and the v0.21 client
    * releases values that were never handles (§7.2.8); nothing is
    * dereferenced either way. */
-  if (ferry_handles_release(&s->handles, handle, obj_type_of(kind)))
-    s->unknown_releases++;
+  if (ferry_handles_release(&s->handles, handle, obj_type_of(kind))) {
+    /* The ffi dialect does not say what it releases (kind NONE); v0.21
+     * clients may name a returned NDArray by its data pointer. */
+    uint64_t nd = 0;
+    if (kind != FERRY_KIND_NONE ||
+        ferry_handles_find_ndarray_data(&s->handles, handle, &nd) ||
+        ferry_handles_release(&s->handles, nd, FERRY_OBJ_NDARRAY))
+      s->unknown_releases++;
+  }
   return session_reply_void(s);
 }

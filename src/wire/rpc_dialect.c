@@ -4,10 +4,10 @@
 #include "base/bytes.h"
 #include "wire/rpc_packet.h"
 
-/* Built-in dialects, in tie-break order.  The FFI dialect
- * (dialect_ffi.c, issue 7) adds its entry here. */
+/* Built-in dialects, in tie-break order. */
 static const ferry_dialect *const dialects[] = {
     &ferry_dialect_classic,
+    &ferry_dialect_ffi,
 };
 #define NDIALECTS (sizeof dialects / sizeof dialects[0])
 

@@ -78,6 +78,7 @@ typedef struct ferry_dialect {
 } ferry_dialect;
 
 extern const ferry_dialect ferry_dialect_classic;
+extern const ferry_dialect ferry_dialect_ffi;
 
 /* The dialect with this id, or NULL if it is not built in. */
 const ferry_dialect *ferry_dialect_get(enum ferry_dialect_id id);
