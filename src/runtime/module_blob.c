@@ -16,6 +16,7 @@ struct blob_loader {
 /* One line per module type with a binary payload, e.g.
  *   {"GraphExecutorFactory", ferry_graph_factory_load_blob}, */
 static const struct blob_loader blob_loaders[] = {
+    {"GraphExecutorFactory", ferry_graph_factory_load_blob},
     {NULL, NULL},
 };
 

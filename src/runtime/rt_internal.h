@@ -50,6 +50,10 @@ extern const struct ferry_builtin ferry_files_builtins[];
 extern const struct ferry_builtin ferry_modfuncs_builtins[];
 extern const struct ferry_builtin ferry_time_builtins[];
 extern const struct ferry_builtin ferry_params_builtins[];
+/* Graph executor (graph_exec_funcs.c, graph_factory.c). */
+extern const struct ferry_builtin ferry_graph_builtins[];
+int ferry_graph_factory_load_blob(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                                  size_t *consumed, struct ferry_module **out, ferry_err *err);
 
 /* ---- argument helpers for built-ins (object.c) -------------------------- */
 
