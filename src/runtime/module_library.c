@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ferry/tvm_ffi_abi.h"
 #include "runtime/rt_internal.h"
 
 #define LIB_MAGIC 0x6c696246u /* tells our library modules from other pointers */
@@ -34,6 +35,7 @@ struct library_module {
   uintptr_t dl_base; /* load address of the library's ELF image */
   char *prefix;      /* system-library symbol prefix */
   char *name;        /* file name, for messages */
+  int ffi;           /* tvm-ffi ABI (module_ffi.c) rather than classic */
   pthread_mutex_t env_lock;
   struct env_entry *env;
   size_t nenv;
@@ -114,11 +116,40 @@ static int lib_symbol_is_func(struct library_module *lib, void *p) {
   return type == STT_FUNC || type == STT_GNU_IFUNC;
 }
 
+/* A tvm-ffi library exports <name> as __tvm_ffi_<name>; its entry function
+ * is __tvm_ffi_main, which a classic client asks for as __tvm_main__. */
+static int ffi_library_get_function(struct library_module *lib, const char *name,
+                                    ferry_func **out, ferry_err *err) {
+  if (strcmp(name, "__tvm_main__") == 0)
+    name = "main";
+  size_t n = strlen(name);
+  if (n > 4096)
+    return FERRY_ENOTFOUND;
+  char *full = malloc(sizeof FERRY_FFI_SYMBOL_PREFIX + n);
+  if (full == NULL)
+    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+  memcpy(full, FERRY_FFI_SYMBOL_PREFIX, sizeof FERRY_FFI_SYMBOL_PREFIX - 1);
+  memcpy(full + sizeof FERRY_FFI_SYMBOL_PREFIX - 1, name, n + 1);
+  void *fp = lib_symbol(lib, full, 1);
+  free(full);
+  if (fp == NULL && strcmp(name, "main") == 0)
+    return ferry_err_set(err, FERRY_ENOTFOUND,
+                         "%s has no entry function (symbol " FERRY_FFI_MAIN " is missing)",
+                         lib->name);
+  if (fp == NULL)
+    return FERRY_ENOTFOUND;
+  if (ferry_ffi_func_new(fp, name, &lib->base.base, out) != FERRY_OK)
+    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+  return FERRY_OK;
+}
+
 static int library_get_function(ferry_module *m, const char *name, ferry_func **out,
                                 ferry_err *err) {
   struct library_module *lib = (struct library_module *)m;
   *out = NULL;
   void *fp;
+  if (lib->ffi)
+    return ffi_library_get_function(lib, name, out, err);
   if (strcmp(name, "__tvm_main__") == 0) {
     void *entry = lib_symbol(lib, "__tvm_main__", 0);
     if (entry == NULL)
@@ -307,18 +338,39 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
   struct link_map *lm = NULL;
   if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL)
     lib->dl_base = (uintptr_t)lm->l_addr;
-  for (size_t i = 0; i < ferry_backend_nctx_slots; i++) {
-    void *slot = lib_symbol(lib, ferry_backend_ctx_slots[i].symbol, 0);
+  /* TVM >= 0.21 libraries (tvm-ffi ABI) are told apart by their own
+   * symbols; they get their own context slots and calling convention. */
+  lib->ffi = lib_symbol(lib, FERRY_FFI_LIBRARY_CTX, 0) != NULL ||
+             lib_symbol(lib, FERRY_FFI_MAIN, 0) != NULL ||
+             lib_symbol(lib, FERRY_FFI_LIBRARY_BIN, 0) != NULL;
+  const struct ferry_ctx_slot *slots = lib->ffi ? ferry_ffi_ctx_slots : ferry_backend_ctx_slots;
+  size_t nslots = lib->ffi ? ferry_ffi_nctx_slots : ferry_backend_nctx_slots;
+  if (lib->ffi && (rc = ferry_ffi_check_slots(path, name, err)) != FERRY_OK) {
+    ferry_obj_release(&lib->base.base);
+    return rc;
+  }
+  const uint8_t *ffi_bin = lib->ffi ? lib_symbol(lib, FERRY_FFI_LIBRARY_BIN, 0) : NULL;
+  if (ffi_bin != NULL) {
+    char kind[80];
+    ferry_ffi_library_bin_kind(ffi_bin, symbol_size((void *)ffi_bin), kind, sizeof kind);
+    ferry_obj_release(&lib->base.base);
+    return ferry_err_set(err, FERRY_EUNSUPPORTED,
+                         "cannot load %s: it embeds a module of kind %s "
+                         "(" FERRY_FFI_LIBRARY_BIN "), which ferry cannot run",
+                         name, kind);
+  }
+  for (size_t i = 0; i < nslots; i++) {
+    void *slot = lib_symbol(lib, slots[i].symbol, 0);
     /* Only a pointer variable is a slot: writing over a function of that
      * name would fault on its read-only code. */
     if (slot != NULL && is_pointer_variable(slot))
-      memcpy(slot, &ferry_backend_ctx_slots[i].impl, sizeof ferry_backend_ctx_slots[i].impl);
+      memcpy(slot, &slots[i].impl, sizeof slots[i].impl);
   }
-  const uint8_t *blob = lib_symbol(lib, "__tvm_dev_mblob", 0);
+  const uint8_t *blob = lib->ffi ? NULL : lib_symbol(lib, "__tvm_dev_mblob", 0);
   size_t avail = blob ? symbol_size((void *)blob) : 0;
   if (blob && avail == 0)
     avail = FERRY_RT_MAX_FILE; /* size unknown: trust the blob's own header */
-  void *ctx = lib_symbol(lib, "__tvm_module_ctx", 0);
+  void *ctx = lib_symbol(lib, lib->ffi ? FERRY_FFI_LIBRARY_CTX : "__tvm_module_ctx", 0);
   rc = library_init(lib, blob, avail, ctx && is_pointer_variable(ctx) ? ctx : NULL, out, err);
   ferry_obj_release(&lib->base.base); /* the root (or lib itself) holds it now */
   return rc;

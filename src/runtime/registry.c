@@ -14,6 +14,7 @@ static const struct ferry_builtin *const builtin_tables[] = {
     ferry_modfuncs_builtins,
     ferry_time_builtins,
     ferry_params_builtins,
+    ferry_ffi_builtins,
     ferry_graph_builtins,
 };
 

@@ -177,4 +177,20 @@ extern const size_t ferry_backend_nctx_slots;
 void ferry_thread_pool_configure(int num_threads);
 void ferry_thread_pool_shutdown(void);
 
+/* ---- tvm-ffi ABI (abi_ffi.c, module_ffi.c) -------------------------------- */
+
+/* Wraps a library's __tvm_ffi_<name> safe call; holds a reference on owner. */
+int ferry_ffi_func_new(void *fptr, const char *name, ferry_obj *owner,
+                       ferry_func **out) FERRY_MUST_CHECK;
+/* Context slots of a tvm-ffi library ("__TVMFFIFunctionCall", ...). */
+extern const struct ferry_ctx_slot ferry_ffi_ctx_slots[];
+extern const size_t ferry_ffi_nctx_slots;
+/* FERRY_EDLOPEN naming the first __TVM* pointer variable of the library at
+ * path that is not one of ferry_ffi_ctx_slots (it would stay NULL). */
+int ferry_ffi_check_slots(const char *path, const char *name, ferry_err *err) FERRY_MUST_CHECK;
+/* The first module kind other than "_lib" in a __tvm_ffi__library_bin of
+ * avail readable bytes, printable, into out ("unknown" if unreadable). */
+void ferry_ffi_library_bin_kind(const uint8_t *bin, size_t avail, char *out, size_t cap);
+extern const struct ferry_builtin ferry_ffi_builtins[];
+
 #endif
