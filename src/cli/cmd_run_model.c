@@ -75,7 +75,10 @@ static int set_inputs(ferry_client *c, ferry_remote *gmod, const run_model_opts 
     free(data);
     if (rc)
       return cli_fail(CMD, c, "cannot send an input tensor");
-    ferry_value args[2] = {eq ? ferry_arg_str(name, strlen(name)) : ferry_arg_int(i),
+    /* "3=x.npy" is input index 3; "data=x.npy" the input called data. */
+    int by_index = !eq || (eq > spec && strspn(name, "0123456789") == strlen(name));
+    ferry_value args[2] = {by_index ? ferry_arg_int(eq ? strtoll(name, NULL, 10) : i)
+                                    : ferry_arg_str(name, strlen(name)),
                            ferry_remote_value(t)};
     rc = ferry_client_call(c, set_input, args, 2, NULL);
     (void)ferry_client_release(c, t); /* the executor copied it */
