@@ -53,11 +53,9 @@ def test_flows_direct(server):
 
 
 def test_flows_ffi_dialect(server):
-    """Issue 7: the same flows in TVM >= 0.21's dialect, once it is built in."""
+    """Issue 7: the same flows in TVM >= 0.21's dialect."""
     p = subprocess.run([FLOWS, "--port", str(server.port), "--dialect", "ffi", TESTLIB],
                        capture_output=True, text=True, timeout=60)
-    if "dialect is not built in" in p.stdout:
-        pytest.skip("the ffi session dialect is not built in yet")
     assert p.returncode == 0, "client_flows --dialect ffi failed:\n" + p.stdout + p.stderr
     check_flow_output(p.stdout)
 
