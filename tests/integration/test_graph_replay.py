@@ -1,0 +1,146 @@
+"""The graph executor through a real `ferry server`.
+
+* Replay of tests/golden/classic/session-graph (TVM v0.19's GraphModule:
+  graph_executor.create(graph.json, testlib, cpu), set_input, run,
+  get_output, get_num_outputs, load_params, run, get_output) with the
+  helpers of test_session_replay.py: every reply equals the recorded one
+  modulo handles, and the outputs copied back equal results-graph.json.
+* Bad input over the wire (missing kernel, cyclic graph, storage id out of
+  range, a truncated graph, params with a wrong magic or a lying length, a
+  shape that does not match): an exception to the client, and the session
+  goes on.
+"""
+import json
+import os
+import socket
+import struct
+
+import pytest
+
+from conftest import GOLDEN
+from test_session_replay import (Replay, build_testlib, decode_seq, encode_seq, exception_text,
+                                 load_streams, open_session)
+
+
+class GraphReplay(Replay):
+    """A replay that also keeps the bytes of every kCopyFromRemote reply."""
+
+    def __init__(self, port, name):
+        super().__init__(port, name)
+        self.copies = []
+
+    def compare(self, req_code, ctx, rec, got):
+        if got[0] == 8:
+            self.copies.append(got[1])
+        return super().compare(req_code, ctx, rec, got)
+
+
+@pytest.fixture(scope="module")
+def testlib():
+    return build_testlib()
+
+
+def floats(b):
+    return list(struct.unpack("<%df" % (len(b) // 4), b))
+
+
+def test_graph_replay(spawn, testlib):
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    streams = load_streams("session-graph")
+    with open(os.path.join(GOLDEN, "classic", "results-graph.json")) as f:
+        want = json.load(f)["session-graph"]
+    r = GraphReplay(server.port, "session-graph")
+    compared = r.run(streams, testlib)
+    assert compared >= 30
+    assert len(r.copies) == 2
+    flat = lambda rows: [x for row in rows for x in row]  # noqa: E731
+    assert floats(r.copies[0]) == flat(want["graph_out"])
+    assert floats(r.copies[1]) == flat(want["graph_out_after_params"])
+    r.sock.shutdown(socket.SHUT_WR)
+    r.sock.settimeout(10)
+    assert r.sock.recv(1) == b""
+    r.sock.close()
+
+
+# ---- bad input over the wire ---------------------------------------------------
+
+def call_global(r, name, args):
+    """kGetGlobalFunc + kCallFunc; -> reply (code, body)."""
+    r.send(9, encode_seq([(11, name.encode())]))
+    (c, h), = decode_seq(r.recv()[1])[0]
+    assert c == 3 and h != 0, name
+    r.send(3, struct.pack("<Q", h) + encode_seq(args))
+    return r.recv()
+
+
+def returned(reply):
+    code, body = reply
+    assert code == 4, exception_text(reply)
+    return decode_seq(body)[0]
+
+
+def graph(func="addone", sid2=2, cyclic=False):
+    g = json.load(open(os.path.join(GOLDEN, "graph.json")))
+    g["nodes"][2]["attrs"]["func_name"] = func
+    g["attrs"]["storage_id"][1][2] = sid2
+    if cyclic:
+        g["nodes"][1]["inputs"] = [[2, 0, 0]]
+    return json.dumps(g).encode()
+
+
+def params_blob(name=b"x", shape=(3, 4), magic=0xF7E58D4F05049CB7, lie=0):
+    n = shape[0] * shape[1]
+    arr = struct.pack("<QQiii", 0xDD5E40F096B4A13F, 0, 1, 0, len(shape))
+    arr += struct.pack("<BBH", 2, 32, 1) + struct.pack("<%dq" % len(shape), *shape)
+    arr += struct.pack("<q", 4 * n + lie) + struct.pack("<%df" % n, *([1.0] * n))
+    return (struct.pack("<QQQ", magic, 0, 1) + struct.pack("<Q", len(name)) + name +
+            struct.pack("<Q", 1) + arr)
+
+
+def test_bad_graphs_and_params(spawn, testlib):
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    returned(call_global(r, "tvm.rpc.server.upload", [(11, b"testlib.so"), (12, testlib)]))
+    (_, kind), (_, lib) = returned(call_global(r, "tvm.rpc.server.load_module",
+                                               [(11, b"testlib.so")]))
+    assert kind == 9
+
+    def create(js):
+        return call_global(r, "tvm.graph_executor.create", [(11, js), (9, lib), (0, 1), (0, 0)])
+
+    cases = [
+        (graph(func="no_such_kernel"), "'no_such_kernel', which the module does not define"),
+        (graph(sid2=7), "storage id out of range"),
+        (graph(cyclic=True), "earlier node"),
+        (graph()[:-40], "graph JSON: not valid JSON"),
+        (b"{}", "graph JSON"),
+    ]
+    for js, want in cases:
+        text = exception_text(create(js))
+        assert want in text, text
+    # A CUDA device is refused.
+    text = exception_text(call_global(r, "tvm.graph_executor.create",
+                                      [(11, graph()), (9, lib), (0, 2), (0, 0)]))
+    assert "device" in text.lower(), text
+    # A good executor, then hostile parameter blobs.
+    (_, kind), (_, ge) = returned(create(graph()))
+    assert kind == 9
+    r.send(9, encode_seq([(11, b"tvm.rpc.server.ModuleGetFunction")]))
+    (_, mgf), = decode_seq(r.recv()[1])[0]
+    r.send(3, struct.pack("<Q", mgf) + encode_seq([(9, ge), (11, b"load_params"), (15, 1)]))
+    (_, kind), (_, load) = returned(r.recv())
+    assert kind == 10
+    bad = [
+        (params_blob(magic=0x1234), "magic"),
+        (params_blob(lie=4), "malformed"),
+        (params_blob(lie=1 << 40), ""),
+        (params_blob()[:-3], "truncated"),
+        (params_blob(shape=(4, 3)), "different shape"),
+    ]
+    for blob, want in bad:
+        r.send(3, struct.pack("<Q", load) + encode_seq([(12, blob)]))
+        text = exception_text(r.recv())
+        assert want in text, (want, text)
+    r.send(3, struct.pack("<Q", load) + encode_seq([(12, params_blob())]))
+    returned(r.recv())
+    r.sock.close()
