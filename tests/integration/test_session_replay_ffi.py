@@ -239,6 +239,14 @@ def testlib():
     return module_bytes()
 
 
+def no_sanitizer_reports(server):
+    """Session children report ASan/UBSan findings (leaks at their exit) on
+    the server's stderr, which the Daemon collects."""
+    time.sleep(0.3)
+    bad = [line for line in server.lines if "Sanitizer" in line or "runtime error:" in line]
+    assert not bad, "\n".join(server.lines[-60:])
+
+
 def closes(sock):
     sock.settimeout(10)
     try:
@@ -261,6 +269,7 @@ def test_replay_ffi(spawn, testlib, name):
     r2 = Replay(server.port, name)
     assert r2.run(streams, testlib) == compared
     r2.sock.close()
+    no_sanitizer_reports(server)
 
 
 def test_classic_and_ffi_sessions_on_one_server(spawn, testlib):
@@ -293,6 +302,7 @@ def test_classic_and_ffi_sessions_on_one_server(spawn, testlib):
         t.join(60)
     assert not errors, errors
     assert not any(t.is_alive() for t in threads)
+    no_sanitizer_reports(server)
 
 
 # ---- hostile packets in the ffi encoding -------------------------------------
@@ -382,6 +392,7 @@ def test_hostile_packets_in_ffi_keep_the_session(spawn):
     c.send(9, classic.encode_seq([(11, b"tvm.rpc.server.upload")]))
     assert c.recv()[0] == 4
     c.sock.close()
+    no_sanitizer_reports(server)
 
 
 def test_ffi_session_timeout_packet(spawn):
