@@ -13,13 +13,14 @@
 import json
 import os
 import socket
+import subprocess
 import struct
 
 import pytest
 
 from conftest import GOLDEN
-from test_session_replay import (Replay, build_testlib, decode_seq, encode_seq, exception_text,
-                                 load_streams, open_session)
+from test_session_replay import (Replay, build_testlib, decode_seq, encode_seq, encode_tensor,
+                                 exception_text, load_streams, open_session)
 
 
 class GraphReplay(Replay):
@@ -143,4 +144,74 @@ def test_bad_graphs_and_params(spawn, testlib):
         assert want in text, (want, text)
     r.send(3, struct.pack("<Q", load) + encode_seq([(12, params_blob())]))
     returned(r.recv())
+    r.sock.close()
+
+
+# ---- a library carrying a GraphExecutorFactory (what export_library writes) ----
+
+def dmlc_str(b):
+    return struct.pack("<Q", len(b)) + b
+
+
+def factory_blob(graph_json, params):
+    """__tvm_dev_mblob bytes: factory (root) importing _lib (spec §5, §8.6)."""
+    names = b"".join(dmlc_str(n) for n, _ in params)
+    arrays = b""
+    for _, vals in params:
+        arrays += struct.pack("<QQiii", 0xDD5E40F096B4A13F, 0, 1, 0, 2)
+        arrays += struct.pack("<BBH", 2, 32, 1) + struct.pack("<2q", 3, 4)
+        arrays += struct.pack("<q", 48) + struct.pack("<12f", *vals)
+    payload = (dmlc_str(graph_json) + struct.pack("<QQ", len(params), len(params)) + names +
+               arrays + dmlc_str(b"default"))
+    body = (struct.pack("<Q", 3) + dmlc_str(b"GraphExecutorFactory") + payload +
+            dmlc_str(b"_lib") + dmlc_str(b"_import_tree") +
+            struct.pack("<4Q", 3, 0, 1, 1) + struct.pack("<2Q", 1, 1))
+    return struct.pack("<Q", len(body)) + body
+
+
+def build_factory_lib(tmp_path, blob):
+    src = tmp_path / "blob.c"
+    src.write_text("__attribute__((visibility(\"default\"))) const unsigned char "
+                   "__tvm_dev_mblob[] = {%s};\n" % ",".join(str(b) for b in blob))
+    out = tmp_path / "netlib.so"
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(out),
+                    os.path.join(GOLDEN, "testlib.c"), str(src)], check=True, timeout=120)
+    return out.read_bytes()
+
+
+def test_factory_library(spawn, tmp_path):
+    x = [float(i) for i in range(12)]
+    lib_bytes = build_factory_lib(tmp_path, factory_blob(graph(func="scale"), [(b"x", x)]))
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    returned(call_global(r, "tvm.rpc.server.upload", [(11, b"netlib.so"), (12, lib_bytes)]))
+    (_, kind), (_, fac) = returned(call_global(r, "tvm.rpc.server.load_module",
+                                               [(11, b"netlib.so")]))
+    assert kind == 9
+    r.send(9, encode_seq([(11, b"tvm.rpc.server.ModuleGetFunction")]))
+    (_, mgf), = decode_seq(r.recv()[1])[0]
+
+    def get_fn(mod, name):
+        r.send(3, struct.pack("<Q", mgf) + encode_seq([(9, mod), (11, name), (15, 1)]))
+        vals = returned(r.recv())
+        return vals[1][1] if vals[0][1] == 10 else None
+
+    def call(fn, args):
+        r.send(3, struct.pack("<Q", fn) + encode_seq(args))
+        return returned(r.recv())
+
+    assert get_fn(fac, b"debug_create") is None
+    (_, js), = call(get_fn(fac, b"get_graph_json"), [])[1:]
+    assert json.loads(js) == json.loads(graph(func="scale"))
+    # GraphModule(lib["default"](dev))
+    (_, kind), (_, ge) = call(get_fn(fac, b"default"), [(6, struct.pack("<ii", 1, 0))])
+    assert kind == 9
+    call(get_fn(ge, b"run"), [])
+    (_, kind), (_, t), (_, h) = call(get_fn(ge, b"get_output"), [(0, 0)])
+    assert kind == 13 and t["shape"] == [3, 4]
+    r.send(6, encode_tensor(t) + struct.pack("<Q", 48))
+    code, body = r.recv()
+    assert code == 8
+    # x -> addone -> scale = 2 (x + 1) with the factory's x: parameters were set.
+    assert floats(body) == [2.0 * (v + 1.0) for v in x]
     r.sock.close()
