@@ -46,17 +46,13 @@ int ferry_cmd_proxy(int argc, char **argv) {
       "Run an RPC proxy: devices dial in, clients connect, the proxy pairs "
       "them by key and relays their bytes.",
       opts, (int)(sizeof opts / sizeof opts[0])};
-  int npos = 0;
-  int rc = ferry_opts_parse(&spec, argc, argv, &npos);
+  int rc = ferry_opts_parse_no_args(&spec, argc, argv);
   if (rc)
     return rc == 1 ? 0 : rc;
-  if (npos > 0) {
-    fprintf(stderr, "ferry proxy: unexpected argument '%s'\n", argv[1]);
+  if (ferry_opts_check_ports("proxy", port, port_end))
     return 2;
-  }
-  if (port < 0 || port > 65535 || port_end < 0 || port_end > 65536 ||
-      web_port < -1 || web_port > 65535) {
-    fprintf(stderr, "ferry proxy: port out of range\n");
+  if (web_port < -1 || web_port > 65535) {
+    fprintf(stderr, "ferry proxy: --web-port out of range\n");
     return 2;
   }
   if (!(timeout > 0) || timeout > 1e9 || !(handshake_timeout > 0) ||

@@ -138,14 +138,9 @@ int ferry_cmd_query(int argc, char **argv) {
   const ferry_cmd_spec spec = {
       "query", "[options]", "Show the servers registered at a tracker and its queues.", opts,
       (int)(sizeof opts / sizeof opts[0])};
-  int npos = 0;
-  int rc = ferry_opts_parse(&spec, argc, argv, &npos);
+  int rc = ferry_opts_parse_no_args(&spec, argc, argv);
   if (rc)
     return rc == 1 ? 0 : rc;
-  if (npos > 0) {
-    fprintf(stderr, "ferry query: unexpected argument '%s'\n", argv[1]);
-    return 2;
-  }
   if (!host || !*host)
     host = getenv("TVM_TRACKER_HOST");
   if (!host || !*host)

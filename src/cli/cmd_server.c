@@ -46,18 +46,11 @@ int ferry_cmd_server(int argc, char **argv) {
       "Run a device RPC server: sessions of TVM's RPC protocol, each in a "
       "forked process with its own work folder.",
       opts, (int)(sizeof opts / sizeof opts[0])};
-  int npos = 0;
-  int rc = ferry_opts_parse(&spec, argc, argv, &npos);
+  int rc = ferry_opts_parse_no_args(&spec, argc, argv);
   if (rc)
     return rc == 1 ? 0 : rc;
-  if (npos > 0) {
-    fprintf(stderr, "ferry server: unexpected argument '%s'\n", argv[1]);
+  if (ferry_opts_check_ports("server", port, port_end))
     return 2;
-  }
-  if (port < 0 || port > 65535 || port_end < 0 || port_end > 65536) {
-    fprintf(stderr, "ferry server: port out of range\n");
-    return 2;
-  }
   if (handshake_timeout <= 0 || handshake_timeout > 3600 ||
       session_timeout < 0) {
     fprintf(stderr, "ferry server: timeout out of range\n");

@@ -30,18 +30,11 @@ int ferry_cmd_tracker(int argc, char **argv) {
       "Run an RPC tracker: servers register their devices by key, clients "
       "request one and get its address.",
       opts, (int)(sizeof opts / sizeof opts[0])};
-  int npos = 0;
-  int rc = ferry_opts_parse(&spec, argc, argv, &npos);
+  int rc = ferry_opts_parse_no_args(&spec, argc, argv);
   if (rc)
     return rc == 1 ? 0 : rc;
-  if (npos > 0) {
-    fprintf(stderr, "ferry tracker: unexpected argument '%s'\n", argv[1]);
+  if (ferry_opts_check_ports("tracker", port, port_end))
     return 2;
-  }
-  if (port < 0 || port > 65535 || port_end < 0 || port_end > 65536) {
-    fprintf(stderr, "ferry tracker: port out of range\n");
-    return 2;
-  }
   if (!(frame_timeout > 0) || frame_timeout > 86400) {
     fprintf(stderr, "ferry tracker: --frame-timeout must be in (0, 86400]\n");
     return 2;

@@ -128,6 +128,27 @@ int ferry_opts_parse(const ferry_cmd_spec *spec, int argc, char **argv,
   return 0;
 }
 
+int ferry_opts_parse_no_args(const ferry_cmd_spec *spec, int argc,
+                             char **argv) {
+  int npos = 0;
+  int rc = ferry_opts_parse(spec, argc, argv, &npos);
+  if (rc)
+    return rc;
+  if (npos > 0) {
+    fprintf(stderr, "ferry %s: unexpected argument '%s'\n", spec->name, argv[1]);
+    return 2;
+  }
+  return 0;
+}
+
+int ferry_opts_check_ports(const char *cmd, long port, long port_end) {
+  if (port < 0 || port > 65535 || port_end < 0 || port_end > 65536) {
+    fprintf(stderr, "ferry %s: port out of range\n", cmd);
+    return 2;
+  }
+  return 0;
+}
+
 void ferry_opts_help(FILE *f, const ferry_cmd_spec *spec) {
   fprintf(f, "usage: ferry %s %s\n\n%s\n\noptions:\n", spec->name, spec->usage,
           spec->summary);

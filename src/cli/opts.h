@@ -45,6 +45,14 @@ typedef struct ferry_cmd_spec {
 int ferry_opts_parse(const ferry_cmd_spec *spec, int argc, char **argv,
                      int *npos);
 
+/* ferry_opts_parse for the commands that take no positional argument (the
+ * daemons, query): a positional one is a usage error.  Same returns. */
+int ferry_opts_parse_no_args(const ferry_cmd_spec *spec, int argc, char **argv);
+
+/* 0 when 0 <= port <= 65535 and 0 <= port_end <= 65536 (port_end is
+ * exclusive); otherwise prints "ferry CMD: port out of range" and returns 2. */
+int ferry_opts_check_ports(const char *cmd, long port, long port_end);
+
 void ferry_opts_help(FILE *f, const ferry_cmd_spec *spec);
 
 /* Splits "host:port" at the last ':' into host (copied into host_out) and
