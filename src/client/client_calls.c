@@ -111,10 +111,12 @@ static int get_global(ferry_client *c, const char *name, uint64_t *h) {
 
 int client_global(ferry_client *c, enum client_global g, uint64_t *h) {
   if (!c->global[g] && !c->global_absent[g]) {
-    int rc = get_global(c, global_names[g], &c->global[g]);
-    /* TVM >= 0.21 renamed the system library's constructor. */
+    /* TVM >= 0.21 renamed the system library's constructor: its client
+     * asks for ffi.SystemLib; either name is tried if the first is absent. */
+    int ffi_lib = g == CG_SYSTEM_LIB && c->d->id == FERRY_DIALECT_FFI;
+    int rc = get_global(c, ffi_lib ? "ffi.SystemLib" : global_names[g], &c->global[g]);
     if (!rc && !c->global[g] && g == CG_SYSTEM_LIB)
-      rc = get_global(c, "ffi.SystemLib", &c->global[g]);
+      rc = get_global(c, ffi_lib ? global_names[g] : "ffi.SystemLib", &c->global[g]);
     if (rc)
       return rc;
     c->global_absent[g] = c->global[g] == 0;
