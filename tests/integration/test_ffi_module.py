@@ -4,13 +4,15 @@ called by the C client (`ferry run`) in both session dialects, next to the
 classic-ABI testlib.so in the same server; libraries ferry must refuse come
 back as the load's error message and the session goes on.
 """
+import json
 import os
+import struct
 import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import BUILD, run_ferry
+from conftest import BUILD, GOLDEN, run_ferry
 
 MODELS = os.path.join(BUILD, "tests", "models")
 FFILIB = os.path.join(MODELS, "testlib_ffi.so")
@@ -93,3 +95,38 @@ def test_both_abis_in_one_server(server, dialect):
     for lib in (FFILIB, CLASSICLIB, FFILIB):
         p = run(server, dialect, lib, "add_i64", "--arg", "int:20", "--arg", "int:22")
         assert (p.returncode, p.stdout) == (0, "42\n"), (lib, p.stderr)
+
+
+def _recorded_module(path):
+    """The testlib_ffi.so bytes a TVM v0.26 client uploaded in the recording
+    (a Bytes object: i32 66, u32 66, u64 length, the ELF)."""
+    c2s = b""
+    with open(os.path.join(GOLDEN, "ffi", "session-module", "client-server.jsonl")) as f:
+        for line in f:
+            o = json.loads(line)
+            if o["dir"] == "c2s":
+                c2s += bytes.fromhex(o["hex"])
+    at = c2s.find(b"\x7fELF")
+    assert at > 16 and struct.unpack_from("<ii", c2s, at - 16) == (66, 66)
+    (n,) = struct.unpack_from("<Q", c2s, at - 8)
+    path.write_bytes(c2s[at:at + n])
+    return str(path)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_recorded_tvm_module(server, dialect, tmp_path):
+    """The library from the v0.26 recording itself (built by the recording's
+    authors from tests/golden/testlib_ffi.c), called as its client did."""
+    lib = _recorded_module(tmp_path / "testlib_ffi.so")
+    p = run(server, dialect, lib, "add_i64", "--arg", "int:2", "--arg", "int:40")
+    assert (p.returncode, p.stdout) == (0, "42\n"), p.stderr
+    p = run(server, dialect, lib, "mul_f64", "--arg", "float:1.5", "--arg", "float:4.0")
+    assert p.returncode == 0 and float(p.stdout) == 6.0, p.stderr
+    p = run(server, dialect, lib, "fail")
+    assert p.returncode == 1 and "fail: deliberate error from testlib" in p.stderr
+    a = np.arange(12, dtype="float32").reshape(3, 4)
+    np.save(tmp_path / "a.npy", a)
+    p = run(server, dialect, lib, "addone", "--input", str(tmp_path / "a.npy"),
+            "--output", str(tmp_path / "b.npy"))
+    assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), a + 1)
