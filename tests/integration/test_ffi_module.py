@@ -8,6 +8,7 @@ import json
 import os
 import struct
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -35,7 +36,13 @@ DIALECTS = _dialects()
 
 @pytest.fixture
 def server(spawn, tmp_path):
-    return spawn("server", "--port", "0", "--work-dir", str(tmp_path / "w"))
+    srv = spawn("server", "--port", "0", "--work-dir", str(tmp_path / "w"))
+    yield srv
+    # Session children report ASan/UBSan findings (leaks at their exit) on
+    # the server's stderr; under a sanitizer build none may appear.
+    time.sleep(0.3)
+    bad = [line for line in srv.lines if "Sanitizer" in line or "runtime error:" in line]
+    assert not bad, "\n".join(srv.lines[-60:])
 
 
 def run(server, dialect, lib, func, *args):
