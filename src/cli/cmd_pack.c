@@ -140,7 +140,7 @@ static int link_library(const pack_opts *o, const ferry_buf *blob, char **objs, 
   }
   snprintf(src, sizeof src, "%s/devc.c", dir);
   int status = 1;
-  char *cc = NULL;
+  char *cc = NULL, **dashed = calloc((size_t)nobj, sizeof *dashed);
   if (write_blob_c(src, blob) != 0) {
     fprintf(stderr, "ferry pack: cannot write %s\n", src);
     goto out;
@@ -159,14 +159,29 @@ static int link_library(const pack_opts *o, const ferry_buf *blob, char **objs, 
   argv[n++] = dash_o;
   argv[n++] = (char *)o->output;
   argv[n++] = src;
+  /* A file called "-shared" is a file, not an option: "./-shared". */
+  for (int i = 0; i < nobj && dashed; i++) {
+    if (objs[i][0] == '-') {
+      size_t len = strlen(objs[i]);
+      if (!(dashed[i] = malloc(len + 3)))
+        goto out;
+      memcpy(dashed[i], "./", 2);
+      memcpy(dashed[i] + 2, objs[i], len + 1);
+    }
+  }
+  if (!dashed)
+    goto out;
   for (int i = 0; i < nobj; i++)
-    argv[n++] = objs[i];
+    argv[n++] = dashed[i] ? dashed[i] : objs[i];
   for (int i = 0; i < o->ldflags.n; i++)
     argv[n++] = (char *)o->ldflags.items[i];
   argv[n++] = lm;
   argv[n] = NULL;
   status = run_compiler(argv);
 out:
+  for (int i = 0; dashed && i < nobj; i++)
+    free(dashed[i]);
+  free(dashed);
   free(cc);
   unlink(src);
   rmdir(dir);

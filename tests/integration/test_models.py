@@ -197,6 +197,17 @@ def test_pack_cross_compiler(zoo, tmp_path):
     assert head[:4] == b"\x7fELF" and struct.unpack_from("<H", head, 18)[0] == 183  # EM_AARCH64
 
 
+def test_pack_dash_file_is_not_an_option(zoo, tmp_path):
+    """A kernel file whose name starts with '-' reaches the compiler as a
+    file ("./-k.o"), never as an option."""
+    shutil.copy(KERNELS, tmp_path / "-k.o")
+    p = subprocess.run([os.path.join(BUILD, "ferry"), "pack", "--graph", str(zoo / "mlp.json"),
+                        "--output", "m.so", "--", "-k.o"], cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "m.so").exists()
+
+
 def pack_fails(zoo, tmp_path, graph, params, objs, pattern):
     out = tmp_path / "bad.so"
     args = ["pack", "--output", str(out)]
