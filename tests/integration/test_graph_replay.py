@@ -214,4 +214,13 @@ def test_factory_library(spawn, tmp_path):
     assert code == 8
     # x -> addone -> scale = 2 (x + 1) with the factory's x: parameters were set.
     assert floats(body) == [2.0 * (v + 1.0) for v in x]
+    # module.time_evaluator("run", dev, number=3, repeat=2), as benchmark() does.
+    (_, kind), (_, timer) = returned(call_global(
+        r, "runtime.RPCTimeEvaluator",
+        [(9, ge), (11, b"run"), (0, 1), (0, 0), (0, 3), (0, 2), (0, 0), (0, 100), (0, 0),
+         (0, 1), (0, 0), (11, b"")]))
+    assert kind == 10
+    (_, kind), (_, times) = call(timer, [])
+    assert kind == 12 and len(times) == 16
+    assert all(t > 0 for t in struct.unpack("<2d", times))
     r.sock.close()
