@@ -63,6 +63,16 @@ static graph_factory *factory_new(ferry_rt *rt, const char *json, size_t json_le
 
 /* ---- functions ----------------------------------------------------------------- */
 
+static uint64_t param_bytes(const ferry_param_map *pm, size_t k) {
+  uint64_t n = 0;
+  return ferry_tensor_nbytes(&pm->arrays[k]->tensor, &n) == FERRY_OK ? n : 0;
+}
+
+static int larger_first(const void *a, const void *b, void *ctx) {
+  uint64_t x = param_bytes(ctx, *(const size_t *)a), y = param_bytes(ctx, *(const size_t *)b);
+  return x > y ? -1 : x < y ? 1 : 0;
+}
+
 /* <module_name>(dev, ...): a new executor with the factory's parameters. */
 static int create_executor(graph_factory *f, ferry_call *c) {
   DLDevice devs[FERRY_GRAPH_MAX_DEVICES];
@@ -81,11 +91,23 @@ static int create_executor(graph_factory *f, ferry_call *c) {
   ferry_graph_exec *ge = NULL;
   int rc = ferry_graph_exec_create(c->rt, f->json, f->json_len, f->mod.imports[0], devs,
                                    (size_t)c->nargs, &ge, c->err);
-  for (size_t k = 0; rc == FERRY_OK && f->params && k < f->params->n; k++) {
-    int64_t i = ferry_graph_input_index(ge, f->params->names[k]);
+  /* Largest first, as TVM does (it matters for devices with scarce memory;
+   * the result is the same). */
+  size_t n = f->params ? f->params->n : 0;
+  size_t *order = calloc(n ? n : 1, sizeof *order);
+  if (rc == FERRY_OK && order == NULL)
+    rc = ferry_err_set(c->err, FERRY_ENOMEM, "out of memory");
+  for (size_t k = 0; rc == FERRY_OK && k < n; k++)
+    order[k] = k;
+  if (rc == FERRY_OK && n > 1)
+    qsort_r(order, n, sizeof *order, larger_first, f->params);
+  for (size_t k = 0; rc == FERRY_OK && k < n; k++) {
+    size_t p = order[k];
+    int64_t i = ferry_graph_input_index(ge, f->params->names[p]);
     if (i >= 0)
-      rc = ferry_graph_set_input(ge, (size_t)i, &f->params->arrays[k]->tensor, c->err);
+      rc = ferry_graph_set_input(ge, (size_t)i, &f->params->arrays[p]->tensor, c->err);
   }
+  free(order);
   if (rc) {
     if (ge != NULL)
       ferry_obj_release(&ge->mod.base);

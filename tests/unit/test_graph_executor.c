@@ -485,6 +485,29 @@ static void test_factory(void **state) {
   ferry_obj_release(&fm->base);
   ferry_buf_close(&params);
   ferry_buf_close(&blob);
+  /* Two parameters (set largest first; one is not an input and is ignored). */
+  ferry_ndarray *big = array(fx, 8, 8, 0.0f);
+  const char *names[2] = {"x", "unused"};
+  const DLTensor *ts[2] = {&x->tensor, &big->tensor};
+  ferry_buf_init(&params, 1 << 20);
+  assert_int_equal(ferry_params_encode(&params, 2, names, ts), 0);
+  ferry_buf_init(&blob, 1 << 20);
+  assert_int_equal(ferry_mblob_write_graph_factory(&blob, json, len, params.data, params.len,
+                                                   "net"),
+                   0);
+  assert_int_equal(ferry_blob_load_modules(fx->rt, blob.data, blob.len, fx->lib, "blob", &root,
+                                           &fx->err),
+                   0);
+  dev.kind = FERRY_KIND_DEVICE;
+  assert_int_equal(mcall(fx, root, "net", &dev, 1, &c), 0);
+  m = (ferry_module *)take(&c);
+  run(fx, m);
+  expect_output(fx, m, 4.0f);
+  ferry_obj_release(&m->base);
+  ferry_obj_release(&root->base);
+  ferry_buf_close(&params);
+  ferry_buf_close(&blob);
+  ferry_obj_release(&big->base);
   ferry_obj_release(&x->base);
 }
 
