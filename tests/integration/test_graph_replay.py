@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import struct
 
 import pytest
@@ -41,6 +42,14 @@ def testlib():
     return build_testlib()
 
 
+def no_sanitizer_reports(server):
+    """Session children report ASan/UBSan findings (leaks at their exit) on
+    the server's stderr, which the Daemon collects."""
+    time.sleep(0.3)
+    bad = [line for line in server.lines if "Sanitizer" in line or "runtime error:" in line]
+    assert not bad, "\n".join(server.lines[-60:])
+
+
 def floats(b):
     return list(struct.unpack("<%df" % (len(b) // 4), b))
 
@@ -61,6 +70,7 @@ def test_graph_replay(spawn, testlib):
     r.sock.settimeout(10)
     assert r.sock.recv(1) == b""
     r.sock.close()
+    no_sanitizer_reports(server)
 
 
 # ---- bad input over the wire ---------------------------------------------------
@@ -145,6 +155,7 @@ def test_bad_graphs_and_params(spawn, testlib):
     r.send(3, struct.pack("<Q", load) + encode_seq([(12, params_blob())]))
     returned(r.recv())
     r.sock.close()
+    no_sanitizer_reports(server)
 
 
 # ---- a library carrying a GraphExecutorFactory (what export_library writes) ----
@@ -224,3 +235,4 @@ def test_factory_library(spawn, tmp_path):
     assert kind == 12 and len(times) == 16
     assert all(t > 0 for t in struct.unpack("<2d", times))
     r.sock.close()
+    no_sanitizer_reports(server)
