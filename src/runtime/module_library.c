@@ -116,23 +116,46 @@ static int lib_symbol_is_func(struct library_module *lib, void *p) {
   return type == STT_FUNC || type == STT_GNU_IFUNC;
 }
 
+/* The address of tvm-ffi function `name` (__tvm_ffi_<name>), or NULL.  A
+ * system library looks up __tvm_ffi_<prefix><name>, then __tvm_ffi_<name>,
+ * as tvm-ffi's system library does. */
+static void *ffi_symbol(struct library_module *lib, const char *name) {
+  size_t plen = lib->dl == NULL ? strlen(lib->prefix) : 0;
+  size_t n = strlen(name);
+  if (n > 4096)
+    return NULL;
+  char *full = malloc(sizeof FERRY_FFI_SYMBOL_PREFIX + plen + n);
+  if (full == NULL)
+    return NULL;
+  const size_t k = sizeof FERRY_FFI_SYMBOL_PREFIX - 1;
+  memcpy(full, FERRY_FFI_SYMBOL_PREFIX, k);
+  void *fp = NULL;
+  if (lib->dl != NULL) {
+    memcpy(full + k, name, n + 1);
+    fp = lib_symbol(lib, full, 1);
+  } else {
+    memcpy(full + k, lib->prefix, plen);
+    memcpy(full + k + plen, name, n + 1);
+    fp = ferry_syslib_symbol(full);
+    if (fp == NULL && plen) {
+      memcpy(full + k, name, n + 1);
+      fp = ferry_syslib_symbol(full);
+    }
+  }
+  free(full);
+  return fp;
+}
+
 /* A tvm-ffi library exports <name> as __tvm_ffi_<name>; its entry function
- * is __tvm_ffi_main, which a classic client asks for as __tvm_main__. */
+ * is __tvm_ffi_main, which a classic client asks for as __tvm_main__.  A
+ * system library may hold functions of both ABIs: tvm-ffi names are tried
+ * first there, and absence falls through to the classic lookup. */
 static int ffi_library_get_function(struct library_module *lib, const char *name,
                                     ferry_func **out, ferry_err *err) {
   if (strcmp(name, "__tvm_main__") == 0)
     name = "main";
-  size_t n = strlen(name);
-  if (n > 4096)
-    return FERRY_ENOTFOUND;
-  char *full = malloc(sizeof FERRY_FFI_SYMBOL_PREFIX + n);
-  if (full == NULL)
-    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
-  memcpy(full, FERRY_FFI_SYMBOL_PREFIX, sizeof FERRY_FFI_SYMBOL_PREFIX - 1);
-  memcpy(full + sizeof FERRY_FFI_SYMBOL_PREFIX - 1, name, n + 1);
-  void *fp = lib_symbol(lib, full, 1);
-  free(full);
-  if (fp == NULL && strcmp(name, "main") == 0)
+  void *fp = ffi_symbol(lib, name);
+  if (fp == NULL && lib->ffi && strcmp(name, "main") == 0)
     return ferry_err_set(err, FERRY_ENOTFOUND,
                          "%s has no entry function (symbol " FERRY_FFI_MAIN " is missing)",
                          lib->name);
@@ -150,6 +173,11 @@ static int library_get_function(ferry_module *m, const char *name, ferry_func **
   void *fp;
   if (lib->ffi)
     return ffi_library_get_function(lib, name, out, err);
+  if (lib->dl == NULL) {
+    int rc = ffi_library_get_function(lib, name, out, err);
+    if (rc != FERRY_ENOTFOUND)
+      return rc;
+  }
   if (strcmp(name, "__tvm_main__") == 0) {
     void *entry = lib_symbol(lib, "__tvm_main__", 0);
     if (entry == NULL)
@@ -393,6 +421,10 @@ int ferry_syslib_get(ferry_rt *rt, const char *prefix, ferry_module **out, ferry
   }
   lib->base.type_key = "system_lib";
   const uint8_t *blob = lib_symbol(lib, "__tvm_dev_mblob", 0);
+  /* tvm-ffi system-lib code reads its module from its own context symbol. */
+  void **ffi_ctx = lib_symbol(lib, FERRY_FFI_LIBRARY_CTX, 0);
+  if (ffi_ctx != NULL)
+    *ffi_ctx = lib;
   int rc = library_init(lib, blob, blob ? FERRY_RT_MAX_FILE : 0,
                         lib_symbol(lib, "__tvm_module_ctx", 0), out, err);
   ferry_obj_release(&lib->base.base);

@@ -402,6 +402,42 @@ static void ffi_system_lib_global(void **state) {
   ferry_call_close(&c);
 }
 
+static void ffi_system_library(void **state) {
+  (void)state;
+  /* A tvm-ffi system library preloaded as --load-library does: its
+   * constructor registers __tvm_ffi_<prefix><name> symbols. */
+  char dir[] = "/tmp/ferry_rt_ffisys_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  const char *preload[] = {FERRY_MODELS_DIR "/ffi_syslib.so", NULL};
+  ferry_rt_options opt = {.work_dir = dir, .num_threads = 1, .preload = preload};
+  struct fixture fx;
+  ferry_err_clear(&fx.err);
+  assert_int_equal(ferry_rt_open(&fx.rt, &opt, &fx.err), 0);
+  ferry_value prefix = str("zoo_");
+  ferry_call c;
+  assert_int_equal(call_global(&fx, "ffi.SystemLib", &prefix, 1, &c), 0);
+  assert_int_equal(c.ret.kind, FERRY_KIND_MODULE);
+  ferry_module *m = (ferry_module *)c.ret.v.obj;
+  c.ret.kind = FERRY_KIND_NONE;
+  ferry_call_close(&c);
+  ferry_value a2[2] = {i64(40), i64(2)};
+  expect_int(&fx, m, "sys_add", a2, 2, 42);
+  expect_int(&fx, m, "sys_self", NULL, 0, 1);
+  ferry_value bad[2] = {f64(1), i64(2)};
+  expect_error(&fx, m, "sys_add", bad, 2, FERRY_EREMOTE, "sys_add expects two ints");
+  assert_null(get_fn(&fx, m, "sys_missing"));
+  ferry_obj_release(&m->base);
+  /* Without the prefix the names are not found (they carry it). */
+  assert_int_equal(call_global(&fx, "ffi.SystemLib", NULL, 0, &c), 0);
+  m = (ferry_module *)c.ret.v.obj;
+  c.ret.kind = FERRY_KIND_NONE;
+  ferry_call_close(&c);
+  assert_null(get_fn(&fx, m, "sys_add"));
+  ferry_obj_release(&m->base);
+  ferry_rt_close(fx.rt);
+  assert_int_equal(rmdir(dir), 0);
+}
+
 static int init_runs;
 static int init_ok(void **result) {
   init_runs++;
@@ -453,6 +489,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(both_abis_side_by_side, setup, teardown),
       cmocka_unit_test_setup_teardown(refused_libraries, setup, teardown),
       cmocka_unit_test_setup_teardown(ffi_system_lib_global, setup, teardown),
+      cmocka_unit_test(ffi_system_library),
       cmocka_unit_test(library_bin_kind_is_bounded),
       cmocka_unit_test(direct_callbacks),
   };
