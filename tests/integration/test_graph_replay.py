@@ -236,3 +236,20 @@ def test_factory_library(spawn, tmp_path):
     assert all(t > 0 for t in struct.unpack("<2d", times))
     r.sock.close()
     no_sanitizer_reports(server)
+
+
+def test_factory_library_bad_params(spawn, tmp_path):
+    """A factory whose parameter array has a wrong magic: load_module fails
+    with a message naming the factory, and the session goes on."""
+    blob = bytearray(factory_blob(graph(func="scale"), [(b"x", [0.0] * 12)]))
+    at = bytes(blob).find(struct.pack("<Q", 0xDD5E40F096B4A13F))
+    blob[at] ^= 0xFF
+    lib_bytes = build_factory_lib(tmp_path, bytes(blob))
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    returned(call_global(r, "tvm.rpc.server.upload", [(11, b"netlib.so"), (12, lib_bytes)]))
+    text = exception_text(call_global(r, "tvm.rpc.server.load_module", [(11, b"netlib.so")]))
+    assert "GraphExecutorFactory" in text and "wrong magic" in text, text
+    returned(call_global(r, "tvm.rpc.server.workpath", [(11, b"x")]))
+    r.sock.close()
+    no_sanitizer_reports(server)
