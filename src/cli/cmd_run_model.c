@@ -81,9 +81,11 @@ static int set_inputs(ferry_client *c, ferry_remote *gmod, const run_model_opts 
                                     : ferry_arg_str(name, strlen(name)),
                            ferry_remote_value(t)};
     rc = ferry_client_call(c, set_input, args, 2, NULL);
+    if (rc) /* before the release, which would replace the message */
+      rc = cli_fail(CMD, c, "set_input failed");
     (void)ferry_client_release(c, t); /* the executor copied it */
     if (rc)
-      return cli_fail(CMD, c, "set_input failed");
+      return rc;
   }
   return 0;
 }
@@ -160,9 +162,11 @@ static int time_run(ferry_client *c, ferry_remote *gmod, const run_model_opts *o
   if (ferry_client_time_evaluator(c, gmod, "run", cpu, &to, &ev) != 0)
     return cli_fail(CMD, c, "cannot time run");
   int rc = ferry_client_time(c, ev, NULL, 0, secs, 1024, &n);
+  if (rc)
+    rc = cli_fail(CMD, c, "timing run failed");
   (void)ferry_client_release(c, ev);
   if (rc)
-    return cli_fail(CMD, c, "timing run failed");
+    return rc;
   if (n <= 0 || n > 1024) {
     fprintf(stderr, "ferry run: the server returned %d timings\n", n);
     return 1;

@@ -314,7 +314,11 @@ def test_model_errors(spawn, zoo, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 63), np.float32))
     p = run_ferry("run", *conn, str(zoo / "mlp.so"), "--input", str(tmp_path / "x.npy"),
                   timeout=60)
-    assert p.returncode == 1 and "set_input failed" in p.stderr, p.stderr
+    assert p.returncode == 1 and "set_input failed: " in p.stderr, p.stderr
+    assert "shape" in p.stderr, p.stderr
+    p = run_ferry("run", *conn, str(zoo / "mlp.so"), "--input", "7=" + str(tmp_path / "x.npy"),
+                  timeout=60)
+    assert p.returncode == 1 and "out of range" in p.stderr, p.stderr
     # Usage errors.
     p = run_ferry("run", *conn, str(zoo / "mlp.so"), "--model", "--arg", "int:1", timeout=60)
     assert p.returncode == 2
