@@ -96,8 +96,10 @@ int ferry_ffi_check_slots(const char *path, const char *name, ferry_err *err) {
   ElfW(Ehdr) eh;
   off_t end = lseek(fd, 0, SEEK_END);
   size_t file_size = end > 0 ? (size_t)end : 0;
+  if (read_at(fd, &eh, sizeof eh, 0) == 0 && eh.e_shnum == 0)
+    goto out; /* no section table (sstrip): nothing to check, dlopen needs none */
   if (read_at(fd, &eh, sizeof eh, 0) != 0 || eh.e_shentsize != sizeof(ElfW(Shdr)) ||
-      eh.e_shnum == 0 || eh.e_shnum > MAX_SECTIONS || eh.e_shoff > file_size ||
+      eh.e_shnum > MAX_SECTIONS || eh.e_shoff > file_size ||
       (size_t)eh.e_shnum * sizeof(ElfW(Shdr)) > file_size - eh.e_shoff) {
     rc = ferry_err_set(err, FERRY_EDLOPEN, "cannot load %s: unreadable ELF section table", name);
     goto out;

@@ -70,7 +70,9 @@ static int call_global(struct fixture *fx, const char *name, const ferry_value *
   return rc;
 }
 
-static void put_model(struct fixture *fx, const char *model) {
+/* Uploads a model as `as`, after patch(buf, n) if given. */
+static void put_model_as(struct fixture *fx, const char *model, const char *as,
+                         void (*patch)(char *buf, size_t n)) {
   char src[512];
   snprintf(src, sizeof src, "%s/%s", FERRY_MODELS_DIR, model);
   FILE *in = fopen(src, "rb");
@@ -78,7 +80,9 @@ static void put_model(struct fixture *fx, const char *model) {
   static char buf[1 << 20];
   size_t n = fread(buf, 1, sizeof buf, in);
   fclose(in);
-  ferry_value a[2] = {str(model), {.kind = FERRY_KIND_BYTES}};
+  if (patch)
+    patch(buf, n);
+  ferry_value a[2] = {str(as), {.kind = FERRY_KIND_BYTES}};
   a[1].v.str.data = buf;
   a[1].v.str.len = n;
   ferry_call c;
@@ -87,6 +91,10 @@ static void put_model(struct fixture *fx, const char *model) {
 }
 
 /* load_module of a model; returns rc, the module (one reference) in *out. */
+static void put_model(struct fixture *fx, const char *model) {
+  put_model_as(fx, model, model, NULL);
+}
+
 static int load_uploaded(struct fixture *fx, const char *model, ferry_module **out) {
   ferry_value a = str(model);
   ferry_call c;
@@ -365,6 +373,37 @@ static void refused_libraries(void **state) {
   ferry_obj_release(&m->base);
 }
 
+/* ELF header edits (64-bit little-endian layout: e_shoff at 40, e_shnum
+ * at 60). */
+static void drop_section_table(char *buf, size_t n) {
+  assert_true(n > 64);
+  memset(buf + 40, 0, 8);
+  memset(buf + 60, 0, 2);
+}
+static void bad_section_offset(char *buf, size_t n) {
+  assert_true(n > 64);
+  memset(buf + 40, 0x7f, 8);
+}
+
+static void section_table_edge_cases(void **state) {
+  struct fixture *fx = *state;
+  /* Without a section table (sstrip) the library still loads and runs:
+   * the dynamic loader needs none, and there is nothing to check. */
+  put_model_as(fx, "testlib_ffi.so", "noshdr.so", drop_section_table);
+  ferry_module *m;
+  int rc = load_uploaded(fx, "noshdr.so", &m);
+  if (rc)
+    fprintf(stderr, "noshdr: %s\n", fx->err.msg);
+  assert_int_equal(rc, 0);
+  ferry_value a2[2] = {i64(2), i64(40)};
+  expect_int(fx, m, "add_i64", a2, 2, 42);
+  ferry_obj_release(&m->base);
+  /* A section table pointing past the file is refused with a message. */
+  put_model_as(fx, "ffi_badslot.so", "badshoff.so", bad_section_offset);
+  assert_int_equal(load_uploaded(fx, "badshoff.so", &m), FERRY_EDLOPEN);
+  assert_string_equal(fx->err.msg, "cannot load badshoff.so: unreadable ELF section table");
+}
+
 static void library_bin_kind_is_bounded(void **state) {
   (void)state;
   uint8_t bin[64] = {0};
@@ -489,6 +528,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(both_abis_side_by_side, setup, teardown),
       cmocka_unit_test_setup_teardown(refused_libraries, setup, teardown),
       cmocka_unit_test_setup_teardown(ffi_system_lib_global, setup, teardown),
+      cmocka_unit_test_setup_teardown(section_table_edge_cases, setup, teardown),
       cmocka_unit_test(ffi_system_library),
       cmocka_unit_test(library_bin_kind_is_bounded),
       cmocka_unit_test(direct_callbacks),
