@@ -6,6 +6,7 @@ back as the load's error message and the session goes on.
 """
 import json
 import os
+import re
 import struct
 import subprocess
 import time
@@ -137,3 +138,19 @@ def test_recorded_tvm_module(server, dialect, tmp_path):
             "--output", str(tmp_path / "b.npy"))
     assert p.returncode == 0, p.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), a + 1)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_time_evaluator(server, dialect, tmp_path):
+    """runtime.RPCTimeEvaluator wraps a tvm-ffi function like a classic one."""
+    np.save(tmp_path / "a.npy", np.ones((64, 64), "float32"))
+    extra = ["--dialect", dialect] if dialect != "classic" else []
+    p = run_ferry("time", "--port", str(server.port), *extra, FFILIB, "addone",
+                  "--input", str(tmp_path / "a.npy"), "--output", str(tmp_path / "b.npy"),
+                  "--number", "10", "--repeat", "3", timeout=60)
+    assert p.returncode == 0, p.stderr
+    m = re.match(r"addone: mean (\S+) us, std (\S+) us, min (\S+) us, max (\S+) us "
+                 r"\(3 repeats of 10 runs\)", p.stdout)
+    assert m, p.stdout
+    mean, std, lo, hi = map(float, m.groups())
+    assert 0 < lo <= mean <= hi < 1e6 and std >= 0
