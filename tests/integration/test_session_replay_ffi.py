@@ -407,3 +407,67 @@ def test_ffi_session_timeout_packet(spawn):
     assert decode_seq(body)[0] == [(8, b'RPCSessionTimeoutError: Your 1.0s session has expired, '
                                        b'try to increase the "session_timeout" value.')]
     assert closes(r.sock)
+
+
+# ---- TVM v0.21's release of a returned NDArray by its data pointer ----------
+
+def call_global(r, name, args):
+    h = lookup(r, name.encode())
+    assert h != 0, name
+    r.send(3, struct.pack("<Q", h) + encode_seq(args))
+    code, body = r.recv()
+    assert code == 4, exception_text((code, body))
+    return decode_seq(body)[0]
+
+
+def test_release_by_data_pointer(spawn):
+    """rpc-session.md §7.2.8: the v0.21 client sends kFreeHandle with the
+    data pointer of a returned NDArray.  ferry maps it to the NDArray (the
+    graph executor's output here) and releases it; unknown values are
+    answered and ignored."""
+    import json
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    call_global(r, "tvm.rpc.server.upload", [(8, b"testlib.so"),
+                                             (66, (66, classic.build_testlib()))])
+    (_, kind), (_, lib) = call_global(r, "tvm.rpc.server.load_module", [(8, b"testlib.so")])
+    assert kind == 73
+    with open(os.path.join(GOLDEN, "graph.json"), "rb") as f:
+        graph = json.dumps(json.load(f)).encode()
+    (_, kind), (_, ge) = call_global(r, "tvm.graph_executor.create",
+                                     [(8, graph), (73, lib), (1, 1), (1, 0)])
+    assert kind == 73
+    (_, kind), (_, get_output) = call_global(r, "tvm.rpc.server.ModuleGetFunction",
+                                             [(73, ge), (8, b"get_output"), (2, 1)])
+    assert kind == 68
+
+    def output():
+        r.send(3, struct.pack("<Q", get_output) + encode_seq([(1, 0)]))
+        code, body = r.recv()
+        assert code == 4, exception_text((code, body))
+        vals, _ = decode_seq(body)
+        assert [t for t, _ in vals] == [1, 7, 4] and vals[0][1] == 70, vals
+        return vals[1][1]["data"], vals[2][1]
+
+    def free(value):
+        r.send(10, encode_seq([(4, value)]))
+        assert r.recv() == (4, encode_seq([(0, None)]))
+
+    data, h1 = output()
+    data2, h2 = output()  # a second view of the same output: same data, own handle
+    assert data != 0 and data2 == data and h2 not in (0, h1)
+    free(data)
+    free(data)
+    free(data)  # nothing left under this pointer: answered, ignored
+    free(0x4141414141)
+    # Both were released: the next output reuses one of their table slots
+    # (low 24 bits of a handle) under a new generation, instead of a third.
+    data3, h3 = output()
+    assert data3 == data and h3 not in (h1, h2)
+    assert h3 & 0xFFFFFF in (h1 & 0xFFFFFF, h2 & 0xFFFFFF), (hex(h1), hex(h2), hex(h3))
+    # The v0.26 form (by handle) works as well.
+    free(h3)
+    data4, h4 = output()
+    assert h4 & 0xFFFFFF == h3 & 0xFFFFFF and h4 != h3
+    r.sock.close()
+    no_sanitizer_reports(server)
