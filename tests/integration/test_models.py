@@ -325,3 +325,43 @@ def test_model_errors(spawn, zoo, tmp_path):
     # The server survived all of it.
     y, _ = run_model(["--port", str(srv.port)], zoo, "mlp")
     check_output(zoo, "mlp", y)
+
+
+# ---- the same network on an emulated aarch64 device ------------------------------
+
+CROSS = os.environ.get("FERRY_CROSS_BUILD", os.path.join(ROOT, "build-aarch64"))
+CROSS_KERNELS = os.path.join(CROSS, "tests", "models", "zoo_kernels.o")
+
+
+def test_cnn_on_emulated_aarch64(spawn, zoo, tmp_path):
+    """`ferry pack --cc aarch64-linux-gnu-gcc` with the kernels of the
+    aarch64 build (make cross ARCH=aarch64, which make check runs first),
+    run by the x86-64 client on an aarch64 `ferry server` under qemu that a
+    tracker hands out: same outputs as the numpy reference."""
+    cc = shutil.which("aarch64-linux-gnu-gcc")
+    if not cc or not shutil.which("qemu-aarch64") or not os.path.exists(CROSS_KERNELS) \
+            or not os.path.exists(os.path.join(CROSS, "ferry")):
+        pytest.skip("no aarch64 build with zoo kernels, cross compiler or qemu-aarch64")
+    from test_cross_aarch64 import EmulatedDaemon
+    lib = tmp_path / "cnn-arm.so"
+    p = run_ferry("pack", "--cc", cc, "--graph", str(zoo / "cnn.json"), "--params",
+                  str(zoo / "cnn.params"), "--output", str(lib), CROSS_KERNELS, timeout=120)
+    assert p.returncode == 0, p.stderr
+    tr = spawn("tracker", "--port", "0")
+    arm = EmulatedDaemon(["server", "--port", "0", "--tracker", "127.0.0.1:%d" % tr.port,
+                          "--key", "arm64", "--work-dir", str(tmp_path / "w")])
+    try:
+        wait_free(tr.port, ["arm64"], timeout=60)
+        out = tmp_path / "y.npy"
+        p = run_ferry("run", "--tracker", "127.0.0.1:%d" % tr.port, "--key", "arm64",
+                      "--timeout", "60", str(lib), "--input", str(zoo / "cnn_input.npy"),
+                      "--output", str(out), timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        check_output(zoo, "cnn", np.load(out))
+        # An x86-64 library on the aarch64 device: a clear load error.
+        p = run_ferry("run", "--tracker", "127.0.0.1:%d" % tr.port, "--key", "arm64",
+                      "--timeout", "60", str(zoo / "cnn.so"), "--input",
+                      str(zoo / "cnn_input.npy"), timeout=120)
+        assert p.returncode == 1 and "cannot load the module" in p.stderr, p.stderr
+    finally:
+        arm.stop()
