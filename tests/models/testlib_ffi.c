@@ -118,9 +118,16 @@ EXPORT int __tvm_ffi_fail(void *self, const TVMFFIAny *args, int32_t n, TVMFFIAn
   return set_error("RuntimeError", "fail: deliberate error from testlib");
 }
 
+/* Weak, so that a host exporting no runtime symbols (a benchmark program)
+ * can still load the library; ferry and the tests export it. */
+extern void TVMFFIErrorSetRaisedFromCStrParts(const char *, const char **, int32_t)
+    __attribute__((weak));
+
 EXPORT int __tvm_ffi_fail_parts(void *self, const TVMFFIAny *args, int32_t n, TVMFFIAny *ret) {
   (void)self, (void)args, (void)n, (void)ret;
   const char *parts[4] = {"fail_parts: ", "in ", NULL, "three parts"};
+  if (TVMFFIErrorSetRaisedFromCStrParts == NULL)
+    return set_error("RuntimeError", "fail_parts: TVMFFIErrorSetRaisedFromCStrParts is missing");
   TVMFFIErrorSetRaisedFromCStrParts("ValueError", parts, 4);
   return -1;
 }
