@@ -189,6 +189,13 @@ static void test_rows_and_attrs(void **state) {
   expect_error(&v, "at most 32");
   v.shapes = "[2, 3], [6], 5";
   expect_error(&v, "shape");
+  /* Exactly 32 extents is accepted. */
+  v.shapes = "[2, 3], [6], [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,2,3]";
+  ferry_graph *g;
+  char msg[256];
+  assert_int_equal(parse_variant(&v, &g, msg, sizeof msg), FERRY_OK);
+  assert_int_equal(g->entries[2].ndim, 32);
+  ferry_graph_free(g);
 }
 
 static void parse_text(const char *json, int want_ok, const char *want) {
@@ -269,6 +276,16 @@ static void test_huge(void **state) {
   char msg[128];
   assert_int_equal(ferry_graph_parse("{}", (size_t)FERRY_GRAPH_MAX_JSON + 1, &g, msg, sizeof msg),
                    FERRY_ETOOBIG);
+  /* A document of exactly the size limit is read (and refused as JSON
+   * without a graph, not for its size). */
+  char *big = malloc(FERRY_GRAPH_MAX_JSON);
+  memset(big, ' ', FERRY_GRAPH_MAX_JSON);
+  big[0] = '{';
+  big[FERRY_GRAPH_MAX_JSON - 1] = '}';
+  assert_int_equal(ferry_graph_parse(big, FERRY_GRAPH_MAX_JSON, &g, msg, sizeof msg),
+                   FERRY_EPROTO);
+  assert_non_null(strstr(msg, "nodes"));
+  free(big);
   /* 5000 inputs on one node: over the per-node limit. */
   size_t cap = 200000;
   char *json = malloc(cap);
