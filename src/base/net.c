@@ -137,8 +137,7 @@ int ferry_tcp_connect(const char *host, int port, int timeout_ms, int *fd,
     if (c == 0) {
       int flags = fcntl(s, F_GETFL);
       fcntl(s, F_SETFL, flags & ~O_NONBLOCK);
-      int one = 1;
-      setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ferry_tcp_nodelay(s);
       freeaddrinfo(res);
       *fd = s;
       return 0;
@@ -197,6 +196,11 @@ int ferry_write_full(int fd, const void *buf, size_t n, int64_t deadline_ms) {
     }
   }
   return 0;
+}
+
+void ferry_tcp_nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 void ferry_peer_name(int fd, char *out, size_t cap) {

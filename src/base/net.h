@@ -34,6 +34,11 @@ int ferry_read_full(int fd, void *buf, size_t n, int64_t deadline_ms,
 int ferry_write_full(int fd, const void *buf, size_t n,
                      int64_t deadline_ms) FERRY_MUST_CHECK;
 
+/* Turns off Nagle's algorithm: a session's reply header and its data often
+ * leave in two writes, and with Nagle on the second one waits for the
+ * peer's delayed ACK (~40 ms a reply). */
+void ferry_tcp_nodelay(int fd);
+
 /* Textual "ip:port" of the peer of fd, for log lines. */
 void ferry_peer_name(int fd, char *out, size_t cap);
 

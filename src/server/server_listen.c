@@ -86,6 +86,7 @@ void server_listen_accept(ferry_server *s) {
       close(fd);
       return;
     }
+    ferry_tcp_nodelay(fd);
     h->fd = fd;
     h->parked = 0;
     h->deadline_ms = ferry_now_ms() + (s->cfg->handshake_ms > 0
