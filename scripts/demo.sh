@@ -94,6 +94,17 @@ if [ -f "$build/tests/models/testlib.so" ]; then
   "$FERRY" query --port "$tport" | sed -n '/Queue Status/,$p'
 fi
 
+if [ -f "$build/tests/models/zoo_kernels.o" ]; then
+  echo "== ferry pack: a small CNN (conv, relu, pooling, dense, softmax) as one library, like export_library"
+  /usr/bin/python3 "$root/tests/models/zoo/make_models.py" "$logs" cnn
+  "$FERRY" pack --graph "$logs/cnn.json" --params "$logs/cnn.params" \
+    --output "$logs/cnn.so" "$build/tests/models/zoo_kernels.o"
+  echo "== ferry run: the whole CNN on a device handed out by the tracker (key K2, behind the proxy)"
+  "$FERRY" run --tracker 127.0.0.1:$tport --key K2 --timeout 20 --repeat 10 \
+    "$logs/cnn.so" --input data="$logs/cnn_input.npy" --output "$logs/cnn_out.npy" &&
+    /usr/bin/python3 -c "import numpy as np; print('cnn_out.npy', np.array2string(np.load('$logs/cnn_out.npy'), precision=4))"
+fi
+
 if [ "${FERRY_DEMO_ONCE:-0}" = 1 ]; then
   exit 0
 fi
