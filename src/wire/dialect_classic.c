@@ -1,10 +1,9 @@
 /* The classic session dialect (TVM <= 0.20, rpc-session.md §2): type codes
  * of c_runtime_api.h, all N type codes before all N payloads.  This file is
  * the only place that knows those numbers. */
-#include <string.h>
-
 #include "base/bytes.h"
 #include "wire/rpc_dialect.h"
+#include "wire/rpc_payload.h"
 #include "wire/rpc_tensor.h"
 
 /* TVMArgTypeCode values that travel in this dialect (§2.2). */
@@ -28,28 +27,62 @@ enum {
 /* kRuntimeRPCObjectRefTypeIndex: the only object type index accepted (§2.5). */
 #define RPC_OBJECT_REF_INDEX 9
 
+/* The kind of a type code whose payload is one 8-byte word, or -1. */
+static int word_kind_of(int code) {
+  switch (code) {
+  case TC_INT:
+  case TC_UINT: /* same payload as int */
+    return FERRY_KIND_INT;
+  case TC_BOOL:
+    return FERRY_KIND_BOOL;
+  case TC_FLOAT:
+    return FERRY_KIND_FLOAT;
+  case TC_HANDLE:
+    return FERRY_KIND_OPAQUE;
+  case TC_MODULE:
+    return FERRY_KIND_MODULE;
+  case TC_FUNC:
+    return FERRY_KIND_FUNC;
+  case TC_DTYPE:
+    return FERRY_KIND_DTYPE;
+  case TC_DEVICE:
+    return FERRY_KIND_DEVICE;
+  default:
+    return -1;
+  }
+}
+
 static int decode_one(int code, const uint8_t *p, size_t n, ferry_rpc_arena *a,
                       ferry_value *v, size_t *used, ferry_rpc_why *why) {
-  size_t need;
+  int kind = word_kind_of(code);
+  if (kind >= 0) {
+    if (n < 8)
+      return ferry_rpc_why_set(why, FERRY_EPROTO, "value of type code %d runs past the packet",
+                               code);
+    ferry_rpc_word_decode((enum ferry_kind)kind, p, v);
+    *used = 8;
+    return FERRY_OK;
+  }
   switch (code) {
   case TC_NULL:
     v->kind = FERRY_KIND_NONE;
     *used = 0;
     return FERRY_OK;
-  case TC_INT:
-  case TC_UINT:
-  case TC_BOOL:
-  case TC_FLOAT:
-  case TC_HANDLE:
-  case TC_MODULE:
-  case TC_FUNC:
-  case TC_DTYPE:
-  case TC_DEVICE:
-    need = 8;
-    break;
-  case TC_OBJECT:
-    need = 12;
-    break;
+  case TC_OBJECT: {
+    if (n < 12)
+      return ferry_rpc_why_set(why, FERRY_EPROTO, "value of type code %d runs past the packet",
+                               code);
+    uint32_t unvalidated_index = get_le32(p);
+    if (unvalidated_index != RPC_OBJECT_REF_INDEX)
+      return ferry_rpc_why_set(why, FERRY_EPROTO,
+                               "object argument of type index %u is not an RPC object "
+                               "reference",
+                               (unsigned)unvalidated_index);
+    v->kind = FERRY_KIND_OBJECT;
+    v->v.handle = get_le64(p + 4);
+    *used = 12;
+    return FERRY_OK;
+  }
   case TC_DLTENSOR: {
     int rc = ferry_rpc_tensor_decode(p, n, a, &v->v.tensor, used, why);
     if (rc == FERRY_EAGAIN)
@@ -59,83 +92,12 @@ static int decode_one(int code, const uint8_t *p, size_t n, ferry_rpc_arena *a,
     return rc;
   }
   case TC_STR:
-  case TC_BYTES: {
-    if (n < 8)
-      return ferry_rpc_why_set(why, FERRY_EPROTO, "string length runs past the packet");
-    uint64_t unvalidated_len = get_le64(p);
-    if (unvalidated_len > n - 8)
-      return ferry_rpc_why_set(why, FERRY_EPROTO,
-                               "string of %llu bytes runs past the packet",
-                               (unsigned long long)unvalidated_len);
-    size_t len = (size_t)unvalidated_len;
-    char *s = ferry_rpc_arena_alloc(a, len + 1);
-    if (!s)
-      return ferry_rpc_why_set(why, FERRY_ENOMEM, "packet decoding memory exhausted");
-    memcpy(s, p + 8, len);
-    s[len] = 0;
-    v->kind = code == TC_STR ? FERRY_KIND_STR : FERRY_KIND_BYTES;
-    v->v.str.data = s;
-    v->v.str.len = len;
-    *used = 8 + len;
-    return FERRY_OK;
-  }
+  case TC_BYTES:
+    return ferry_rpc_str_decode(p, n, a, code == TC_STR ? FERRY_KIND_STR : FERRY_KIND_BYTES,
+                                v, used, why);
   default:
     return ferry_rpc_why_set(why, FERRY_EPROTO, "unknown type code %d", code);
   }
-  if (n < need)
-    return ferry_rpc_why_set(why, FERRY_EPROTO, "value of type code %d runs past the packet",
-                             code);
-  *used = need;
-  switch (code) {
-  case TC_INT:
-  case TC_UINT:
-    v->kind = FERRY_KIND_INT;
-    v->v.i = (int64_t)get_le64(p);
-    break;
-  case TC_BOOL:
-    v->kind = FERRY_KIND_BOOL;
-    v->v.i = get_le64(p) != 0;
-    break;
-  case TC_FLOAT:
-    v->kind = FERRY_KIND_FLOAT;
-    v->v.f = get_f64(p);
-    break;
-  case TC_HANDLE:
-    v->kind = FERRY_KIND_OPAQUE;
-    v->v.handle = get_le64(p);
-    break;
-  case TC_MODULE:
-    v->kind = FERRY_KIND_MODULE;
-    v->v.handle = get_le64(p);
-    break;
-  case TC_FUNC:
-    v->kind = FERRY_KIND_FUNC;
-    v->v.handle = get_le64(p);
-    break;
-  case TC_DTYPE:
-    v->kind = FERRY_KIND_DTYPE;
-    v->v.dtype.code = p[0];
-    v->v.dtype.bits = p[1];
-    v->v.dtype.lanes = get_le16(p + 2);
-    break;
-  case TC_DEVICE:
-    v->kind = FERRY_KIND_DEVICE;
-    v->v.device.device_type = (DLDeviceType)(int32_t)get_le32(p);
-    v->v.device.device_id = (int32_t)get_le32(p + 4);
-    break;
-  case TC_OBJECT: {
-    uint32_t unvalidated_index = get_le32(p);
-    if (unvalidated_index != RPC_OBJECT_REF_INDEX)
-      return ferry_rpc_why_set(why, FERRY_EPROTO,
-                               "object argument of type index %u is not an RPC object "
-                               "reference",
-                               (unsigned)unvalidated_index);
-    v->kind = FERRY_KIND_OBJECT;
-    v->v.handle = get_le64(p + 4);
-    break;
-  }
-  }
-  return FERRY_OK;
 }
 
 static int classic_decode_seq(const uint8_t *p, size_t n, ferry_rpc_arena *a,
@@ -208,49 +170,27 @@ static int type_code_of(enum ferry_kind kind) {
 
 static int encode_payload(ferry_buf *out, const ferry_value *v) {
   uint8_t b[12];
+  if (ferry_rpc_is_word_kind(v->kind)) {
+    ferry_rpc_word_encode(v, b);
+    return ferry_buf_append(out, b, 8);
+  }
   switch (v->kind) {
   case FERRY_KIND_NONE:
     return FERRY_OK;
-  case FERRY_KIND_INT:
-  case FERRY_KIND_BOOL:
-    put_le64(b, (uint64_t)v->v.i);
-    return ferry_buf_append(out, b, 8);
-  case FERRY_KIND_FLOAT:
-    put_f64(b, v->v.f);
-    return ferry_buf_append(out, b, 8);
-  case FERRY_KIND_OPAQUE:
-  case FERRY_KIND_FUNC:
-  case FERRY_KIND_MODULE:
-    put_le64(b, v->v.handle);
-    return ferry_buf_append(out, b, 8);
   case FERRY_KIND_OBJECT:
     put_le32(b, RPC_OBJECT_REF_INDEX);
     put_le64(b + 4, v->v.handle);
     return ferry_buf_append(out, b, 12);
-  case FERRY_KIND_DTYPE:
-    b[0] = v->v.dtype.code;
-    b[1] = v->v.dtype.bits;
-    put_le16(b + 2, v->v.dtype.lanes);
-    put_le32(b + 4, 0);
-    return ferry_buf_append(out, b, 8);
-  case FERRY_KIND_DEVICE:
-    put_le32(b, (uint32_t)v->v.device.device_type);
-    put_le32(b + 4, (uint32_t)v->v.device.device_id);
-    return ferry_buf_append(out, b, 8);
   case FERRY_KIND_TENSOR:
     if (!v->v.tensor)
       return FERRY_EINVAL;
     return ferry_rpc_tensor_encode(out, v->v.tensor);
   case FERRY_KIND_STR:
-  case FERRY_KIND_BYTES: {
-    put_le64(b, (uint64_t)v->v.str.len);
-    int rc = ferry_buf_append(out, b, 8);
-    return rc ? rc : ferry_buf_append(out, v->v.str.data, v->v.str.len);
+  case FERRY_KIND_BYTES:
+    return ferry_rpc_str_encode(out, v);
+  default: /* NDARRAY travels as a DLTensor (senders convert it) */
+    return FERRY_EINVAL;
   }
-  case FERRY_KIND_NDARRAY:
-    break;
-  }
-  return FERRY_EINVAL;
 }
 
 static int classic_encode_seq(ferry_buf *out, const ferry_value *vals, int nvals) {

@@ -10,6 +10,7 @@
 
 #include "base/bytes.h"
 #include "wire/rpc_dialect.h"
+#include "wire/rpc_payload.h"
 #include "wire/rpc_tensor.h"
 
 /* tvm-ffi TVMFFITypeIndex values that travel in this dialect. */
@@ -36,27 +37,6 @@ enum {
   TI_RPC_OBJECT_REF = 115,
 };
 
-static int str_payload(const uint8_t *p, size_t n, ferry_rpc_arena *a, enum ferry_kind kind,
-                       ferry_value *v, size_t *used, ferry_rpc_why *why) {
-  if (n < 8)
-    return ferry_rpc_why_set(why, FERRY_EPROTO, "string length runs past the packet");
-  uint64_t unvalidated_len = get_le64(p);
-  if (unvalidated_len > n - 8)
-    return ferry_rpc_why_set(why, FERRY_EPROTO, "string of %llu bytes runs past the packet",
-                             (unsigned long long)unvalidated_len);
-  size_t len = (size_t)unvalidated_len;
-  char *s = ferry_rpc_arena_alloc(a, len + 1);
-  if (!s)
-    return ferry_rpc_why_set(why, FERRY_ENOMEM, "packet decoding memory exhausted");
-  memcpy(s, p + 8, len);
-  s[len] = 0;
-  v->kind = kind;
-  v->v.str.data = s;
-  v->v.str.len = len;
-  *used = 8 + len;
-  return FERRY_OK;
-}
-
 /* An object argument: its index, then a second u32 type that must agree
  * (Str/Bytes objects, and the RPC object reference the server handed out). */
 static int decode_object(int index, const uint8_t *p, size_t n, ferry_rpc_arena *a,
@@ -68,9 +48,9 @@ static int decode_object(int index, const uint8_t *p, size_t n, ferry_rpc_arena 
   size_t u = 0;
   int rc;
   if ((index == TI_STR || index == TI_SMALL_STR) && unvalidated_inner == TI_STR)
-    rc = str_payload(p + 4, n - 4, a, FERRY_KIND_STR, v, &u, why);
+    rc = ferry_rpc_str_decode(p + 4, n - 4, a, FERRY_KIND_STR, v, &u, why);
   else if ((index == TI_BYTES || index == TI_SMALL_BYTES) && unvalidated_inner == TI_BYTES)
-    rc = str_payload(p + 4, n - 4, a, FERRY_KIND_BYTES, v, &u, why);
+    rc = ferry_rpc_str_decode(p + 4, n - 4, a, FERRY_KIND_BYTES, v, &u, why);
   else if (index >= TI_OBJECT_BEGIN && index != TI_STR && index != TI_BYTES &&
            unvalidated_inner == TI_RPC_OBJECT_REF) {
     if (n < 12)
@@ -89,8 +69,41 @@ static int decode_object(int index, const uint8_t *p, size_t n, ferry_rpc_arena 
   return rc;
 }
 
+/* The kind of a type index whose payload is one 8-byte word, or -1. */
+static int word_kind_of(int index) {
+  switch (index) {
+  case TI_INT:
+    return FERRY_KIND_INT;
+  case TI_BOOL:
+    return FERRY_KIND_BOOL;
+  case TI_FLOAT:
+    return FERRY_KIND_FLOAT;
+  case TI_OPAQUE:
+    return FERRY_KIND_OPAQUE;
+  case TI_DTYPE:
+    return FERRY_KIND_DTYPE;
+  case TI_DEVICE:
+    return FERRY_KIND_DEVICE;
+  case TI_FUNC:
+    return FERRY_KIND_FUNC;
+  case TI_MODULE:
+    return FERRY_KIND_MODULE;
+  default:
+    return -1;
+  }
+}
+
 static int decode_one(int index, const uint8_t *p, size_t n, ferry_rpc_arena *a,
                       ferry_value *v, size_t *used, ferry_rpc_why *why) {
+  int kind = word_kind_of(index);
+  if (kind >= 0) {
+    if (n < 8)
+      return ferry_rpc_why_set(why, FERRY_EPROTO, "value of type index %d runs past the packet",
+                               index);
+    ferry_rpc_word_decode((enum ferry_kind)kind, p, v);
+    *used = 8;
+    return FERRY_OK;
+  }
   switch (index) {
   case TI_NONE:
     v->kind = FERRY_KIND_NONE;
@@ -105,18 +118,9 @@ static int decode_one(int index, const uint8_t *p, size_t n, ferry_rpc_arena *a,
     return rc;
   }
   case TI_RAW_STR:
-    return str_payload(p, n, a, FERRY_KIND_STR, v, used, why);
+    return ferry_rpc_str_decode(p, n, a, FERRY_KIND_STR, v, used, why);
   case TI_BYTE_ARRAY:
-    return str_payload(p, n, a, FERRY_KIND_BYTES, v, used, why);
-  case TI_INT:
-  case TI_BOOL:
-  case TI_FLOAT:
-  case TI_OPAQUE:
-  case TI_DTYPE:
-  case TI_DEVICE:
-  case TI_FUNC:
-  case TI_MODULE:
-    break;
+    return ferry_rpc_str_decode(p, n, a, FERRY_KIND_BYTES, v, used, why);
   case TI_SMALL_STR:
   case TI_SMALL_BYTES:
     return decode_object(index, p, n, a, v, used, why);
@@ -125,48 +129,6 @@ static int decode_one(int index, const uint8_t *p, size_t n, ferry_rpc_arena *a,
       return decode_object(index, p, n, a, v, used, why);
     return ferry_rpc_why_set(why, FERRY_EPROTO, "unknown type index %d", index);
   }
-  if (n < 8)
-    return ferry_rpc_why_set(why, FERRY_EPROTO, "value of type index %d runs past the packet",
-                             index);
-  *used = 8;
-  switch (index) {
-  case TI_INT:
-    v->kind = FERRY_KIND_INT;
-    v->v.i = (int64_t)get_le64(p);
-    break;
-  case TI_BOOL:
-    v->kind = FERRY_KIND_BOOL;
-    v->v.i = get_le64(p) != 0;
-    break;
-  case TI_FLOAT:
-    v->kind = FERRY_KIND_FLOAT;
-    v->v.f = get_f64(p);
-    break;
-  case TI_OPAQUE:
-    v->kind = FERRY_KIND_OPAQUE;
-    v->v.handle = get_le64(p);
-    break;
-  case TI_DTYPE:
-    v->kind = FERRY_KIND_DTYPE;
-    v->v.dtype.code = p[0];
-    v->v.dtype.bits = p[1];
-    v->v.dtype.lanes = get_le16(p + 2);
-    break;
-  case TI_DEVICE:
-    v->kind = FERRY_KIND_DEVICE;
-    v->v.device.device_type = (DLDeviceType)(int32_t)get_le32(p);
-    v->v.device.device_id = (int32_t)get_le32(p + 4);
-    break;
-  case TI_FUNC:
-    v->kind = FERRY_KIND_FUNC;
-    v->v.handle = get_le64(p);
-    break;
-  default: /* TI_MODULE */
-    v->kind = FERRY_KIND_MODULE;
-    v->v.handle = get_le64(p);
-    break;
-  }
-  return FERRY_OK;
 }
 
 static int ffi_decode_seq(const uint8_t *p, size_t n, ferry_rpc_arena *a, ferry_value **vals,
@@ -217,52 +179,50 @@ static int put_u64(ferry_buf *out, uint64_t x) {
   return ferry_buf_append(out, b, 8);
 }
 
-static int put_string(ferry_buf *out, const ferry_value *v) {
-  int rc = put_u64(out, (uint64_t)v->v.str.len);
-  return rc ? rc : ferry_buf_append(out, v->v.str.data, v->v.str.len);
+/* The type index of a word-kind value, or -1 for the other kinds. */
+static int word_index_of(enum ferry_kind kind) {
+  switch (kind) {
+  case FERRY_KIND_INT:
+    return TI_INT;
+  case FERRY_KIND_BOOL:
+    return TI_BOOL;
+  case FERRY_KIND_FLOAT:
+    return TI_FLOAT;
+  case FERRY_KIND_OPAQUE:
+    return TI_OPAQUE;
+  case FERRY_KIND_DTYPE:
+    return TI_DTYPE;
+  case FERRY_KIND_DEVICE:
+    return TI_DEVICE;
+  case FERRY_KIND_FUNC:
+    return TI_FUNC;
+  case FERRY_KIND_MODULE:
+    return TI_MODULE;
+  default:
+    return -1;
+  }
 }
 
 /* One value with its index.  Strings go as RawStr (8) as TVM's clients
  * send them; bytes as a Bytes object (66/66) as the recorded client sends
  * an upload, or as ByteArray (9) inside a kCallFunc return (raw_bytes). */
 static int encode_one(ferry_buf *out, const ferry_value *v, int raw_bytes) {
-  uint8_t b[8];
   int rc;
+  int index = word_index_of(v->kind);
+  if (index >= 0) {
+    uint8_t b[8];
+    ferry_rpc_word_encode(v, b);
+    rc = put_index(out, (uint32_t)index);
+    return rc ? rc : ferry_buf_append(out, b, 8);
+  }
   switch (v->kind) {
   case FERRY_KIND_NONE:
     return put_index(out, TI_NONE);
-  case FERRY_KIND_INT:
-  case FERRY_KIND_BOOL:
-    rc = put_index(out, v->kind == FERRY_KIND_INT ? TI_INT : TI_BOOL);
-    return rc ? rc : put_u64(out, (uint64_t)v->v.i);
-  case FERRY_KIND_FLOAT:
-    rc = put_index(out, TI_FLOAT);
-    put_f64(b, v->v.f);
-    return rc ? rc : ferry_buf_append(out, b, 8);
-  case FERRY_KIND_OPAQUE:
-  case FERRY_KIND_FUNC:
-  case FERRY_KIND_MODULE:
-    rc = put_index(out, v->kind == FERRY_KIND_OPAQUE ? TI_OPAQUE
-                        : v->kind == FERRY_KIND_FUNC ? TI_FUNC
-                                                     : TI_MODULE);
-    return rc ? rc : put_u64(out, v->v.handle);
   case FERRY_KIND_OBJECT:
     rc = put_index(out, TI_RPC_OBJECT_REF);
     if (!rc)
       rc = put_index(out, TI_RPC_OBJECT_REF);
     return rc ? rc : put_u64(out, v->v.handle);
-  case FERRY_KIND_DTYPE:
-    rc = put_index(out, TI_DTYPE);
-    b[0] = v->v.dtype.code;
-    b[1] = v->v.dtype.bits;
-    put_le16(b + 2, v->v.dtype.lanes);
-    put_le32(b + 4, 0);
-    return rc ? rc : ferry_buf_append(out, b, 8);
-  case FERRY_KIND_DEVICE:
-    rc = put_index(out, TI_DEVICE);
-    put_le32(b, (uint32_t)v->v.device.device_type);
-    put_le32(b + 4, (uint32_t)v->v.device.device_id);
-    return rc ? rc : ferry_buf_append(out, b, 8);
   case FERRY_KIND_TENSOR:
     if (!v->v.tensor)
       return FERRY_EINVAL;
@@ -270,17 +230,16 @@ static int encode_one(ferry_buf *out, const ferry_value *v, int raw_bytes) {
     return rc ? rc : ferry_rpc_tensor_encode(out, v->v.tensor);
   case FERRY_KIND_STR:
     rc = put_index(out, TI_RAW_STR);
-    return rc ? rc : put_string(out, v);
+    return rc ? rc : ferry_rpc_str_encode(out, v);
   case FERRY_KIND_BYTES:
     if (raw_bytes)
       rc = put_index(out, TI_BYTE_ARRAY);
     else if (!(rc = put_index(out, TI_BYTES)))
       rc = put_index(out, TI_BYTES);
-    return rc ? rc : put_string(out, v);
-  case FERRY_KIND_NDARRAY:
-    break; /* travels as a DLTensor (senders convert it) */
+    return rc ? rc : ferry_rpc_str_encode(out, v);
+  default: /* NDARRAY travels as a DLTensor (senders convert it) */
+    return FERRY_EINVAL;
   }
-  return FERRY_EINVAL;
 }
 
 static int encode_seq_mode(ferry_buf *out, const ferry_value *vals, int nvals, int raw_bytes) {
