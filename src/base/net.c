@@ -203,6 +203,15 @@ void ferry_tcp_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void ferry_tcp_quickack(int fd) {
+#ifdef TCP_QUICKACK
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#else
+  (void)fd;
+#endif
+}
+
 void ferry_peer_name(int fd, char *out, size_t cap) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;

@@ -39,6 +39,13 @@ int ferry_write_full(int fd, const void *buf, size_t n,
  * peer's delayed ACK (~40 ms a reply). */
 void ferry_tcp_nodelay(int fd);
 
+/* Acknowledges received data at once instead of after the delayed-ACK
+ * timer.  TVM's client writes a message's length and its body in two
+ * writes with Nagle on, so its body waits for our ACK of the length: ~40 ms
+ * a request unless we ACK at once.  Linux clears the flag as it pleases,
+ * so a receiver sets it again after every read.  A no-op elsewhere. */
+void ferry_tcp_quickack(int fd);
+
 /* Textual "ip:port" of the peer of fd, for log lines. */
 void ferry_peer_name(int fd, char *out, size_t cap);
 
