@@ -169,6 +169,10 @@ void server_listen_read(ferry_server *s, int i) {
   ssize_t n = recv(h->fd, buf, want, 0);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return;
+  /* TVM's client writes the magic, the key length and the key separately
+   * with Nagle on: acknowledge each at once (see ferry_tcp_quickack). */
+  if (n > 0)
+    ferry_tcp_quickack(h->fd);
   if (n <= 0) {
     ferry_info("%s closed the connection during the handshake", h->peer);
     hs_free(h);
