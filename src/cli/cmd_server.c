@@ -12,7 +12,7 @@ int ferry_cmd_server(int argc, char **argv) {
   const char *host = "127.0.0.1";
   long port = 9090, port_end = 9199;
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
-  const char *load_library = NULL, *work_dir = NULL;
+  const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
   int through_proxy = 0, silent = 0, no_fork = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
@@ -40,6 +40,8 @@ int ferry_cmd_server(int argc, char **argv) {
        "drop clients that do not finish the handshake in time (10)"},
       {"session-timeout", FERRY_OPT_DOUBLE, &session_timeout, "SECONDS",
        "upper limit on every session, also without -timeout= (0 = none)"},
+      {"allow", FERRY_OPT_STRING, &allow, "CIDR[,CIDR...]",
+       "accept clients from these networks only (everybody)"},
   };
   const ferry_cmd_spec spec = {
       "server", "[options]",
@@ -63,6 +65,22 @@ int ferry_cmd_server(int argc, char **argv) {
   }
   ferry_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
+  static ferry_allow acl; /* large (64 entries): not on the stack */
+  ferry_allow_init(&acl);
+  if (allow) {
+    char why[256];
+    if (ferry_allow_parse(&acl, allow, why, sizeof why) != 0) {
+      fprintf(stderr, "ferry server: %s\n", why);
+      return 2;
+    }
+    if (through_proxy) {
+      fprintf(stderr, "ferry server: --allow is for listening servers; with "
+                      "--through-proxy the server dials out (use the proxy's "
+                      "--allow)\n");
+      return 2;
+    }
+  }
+  cfg.allow = &acl;
   char thost[256];
   if (tracker && *tracker) {
     if (!*key) {

@@ -81,6 +81,16 @@ void server_listen_accept(ferry_server *s) {
       }
       return;
     }
+    /* --allow is judged before the connection takes a handshake slot, so
+     * refused peers cannot evict allowed ones. */
+    if (s->cfg->allow && s->cfg->allow->n > 0 &&
+        !ferry_allow_fd(s->cfg->allow, fd)) {
+      char peer[SERVER_PEER_MAX];
+      ferry_peer_name(fd, peer, sizeof peer);
+      ferry_warn("connection from %s refused: not in --allow", peer);
+      close(fd);
+      continue;
+    }
     server_hs *h = free_slot(s);
     if (!h) { /* every slot parked: cannot happen while idle, but be safe */
       close(fd);

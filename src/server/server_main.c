@@ -313,6 +313,11 @@ int ferry_server_run(const ferry_server_config *cfg, char *err,
       int fl = fcntl(s->listen_fd, F_GETFL);
       fcntl(s->listen_fd, F_SETFL, fl | O_NONBLOCK);
       ferry_notice("listening on %s:%d", cfg->host, s->port);
+      if (cfg->allow && cfg->allow->n > 0) {
+        char list[1024];
+        ferry_allow_format(cfg->allow, list, sizeof list);
+        ferry_info("accepting clients from %s only (--allow)", list);
+      }
     }
   }
   if (rc == 0)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "base/allow.h"
 #include "ferry/error.h"
 
 /* Longest device key accepted (match keys add a ~22-byte suffix). */
@@ -31,6 +32,9 @@ typedef struct ferry_server_config {
   int no_fork;              /* run sessions in-process (debugging: no timeout, no isolation) */
   int handshake_ms;         /* deadline of a client handshake; <= 0: 10 s */
   double max_session_s;     /* server-side cap on every session; 0: none */
+  /* --allow: peers that may connect in listening mode; NULL or an empty
+   * list: everybody.  Not used with through_proxy (we dial out). */
+  const ferry_allow *allow;
 } ferry_server_config;
 
 /* Runs the server until SIGTERM or SIGINT arrives, then kills a running
