@@ -220,6 +220,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
   q->start_ms = ferry_now_ms();
   q->deadline_ms = -1;
   q->kill_at_ms = -1;
+  q->hangup_kill_ms = -1;
   snprintf(q->peer, sizeof q->peer, "%s", peer);
   server_tracker_session_started(s);
 
@@ -328,6 +329,11 @@ static void collect(ferry_server *s) {
       ferry_info("session %llu: client gone before the timeout packet",
                  (unsigned long long)q->id);
     ferry_buf_close(&pkt);
+  } else if (q->hung_up) {
+    snprintf(outcome, sizeof outcome,
+             "client gone (killed %d ms after the client hung up)",
+             SERVER_HANGUP_GRACE_MS);
+    warn = 1;
   } else {
     describe_status(status, outcome, sizeof outcome);
     warn = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -350,10 +356,40 @@ void server_fork_reap(ferry_server *s) {
    * call, leaving the session active forever. */
 }
 
+int server_fork_watch_fd(const ferry_server *s) {
+  const server_session *q = &s->sess;
+  if (!q->active || q->pid <= 0 || q->hangup_kill_ms >= 0 || q->timed_out)
+    return -1;
+  return q->fd;
+}
+
+void server_fork_client_gone(ferry_server *s) {
+  server_session *q = &s->sess;
+  if (!q->active || q->pid <= 0 || q->hangup_kill_ms >= 0)
+    return;
+  ferry_info("session %llu: client %s hung up; ending the session",
+             (unsigned long long)q->id, q->peer);
+  q->hangup_kill_ms = ferry_now_ms() + SERVER_HANGUP_GRACE_MS;
+}
+
 int64_t server_fork_tick(ferry_server *s, int64_t now) {
   server_session *q = &s->sess;
   if (!q->active || q->pid <= 0)
     return -1;
+  /* Nobody can receive the results of a session whose client is gone: a
+   * session that does not end by itself (code in a loop, a constructor
+   * that never returns) would otherwise hold the device until its timeout,
+   * and by default there is none.  Same kill sequence as a timeout. */
+  if (!q->timed_out && !q->hung_up && q->hangup_kill_ms >= 0 &&
+      now >= q->hangup_kill_ms) {
+    ferry_warn("session %llu from %s: still running %d ms after its client "
+               "hung up, killing it",
+               (unsigned long long)q->id, q->peer, SERVER_HANGUP_GRACE_MS);
+    q->hung_up = 1;
+    kill(-q->pid, SIGTERM);
+    kill(q->pid, SIGTERM);
+    q->kill_at_ms = now + SERVER_KILL_GRACE_MS;
+  }
   if (!q->timed_out && q->deadline_ms >= 0 && now >= q->deadline_ms) {
     ferry_warn("session %llu from %s: timeout (%gs), killing it",
                (unsigned long long)q->id, q->peer, q->timeout_s);
@@ -370,8 +406,11 @@ int64_t server_fork_tick(ferry_server *s, int64_t now) {
   }
   if (q->kill_at_ms >= 0)
     return q->kill_at_ms;
-  /* Timed out and killed: SIGCHLD wakes the loop, no timer is left. */
-  return q->timed_out ? -1 : q->deadline_ms;
+  /* Timed out or hung up and killed: SIGCHLD wakes the loop, no timer is
+   * left. */
+  if (q->timed_out || q->hung_up)
+    return -1;
+  return server_min_deadline(q->deadline_ms, q->hangup_kill_ms);
 }
 
 void server_fork_stop(ferry_server *s) {

@@ -23,6 +23,9 @@
 #define SERVER_KILL_GRACE_MS 200
 /* Accepting pauses this long when the process is out of descriptors. */
 #define SERVER_ACCEPT_PAUSE_MS 100
+/* A session whose client hung up gets this long to end by itself (it
+ * reads EOF at once unless its code is busy) before it is killed. */
+#define SERVER_HANGUP_GRACE_MS 500
 /* Writing the timeout packet to a client that does not read is bounded. */
 #define SERVER_TIMEOUT_PACKET_MS 1000
 
@@ -47,6 +50,10 @@ typedef struct server_session {
   double timeout_s;         /* what the client asked for (for the message) */
   int timed_out;
   int64_t kill_at_ms;       /* SIGKILL escalation after SIGTERM; -1: none */
+  /* The client hung up (POLLRDHUP/POLLHUP/POLLERR on fd): the session is
+   * killed at hangup_kill_ms unless it ended by then.  -1: not seen. */
+  int64_t hangup_kill_ms;
+  int hung_up;              /* killed because the client had gone */
 } server_session;
 
 enum server_tracker_state {
@@ -134,6 +141,11 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
 void server_fork_reap(ferry_server *s);
 /* Enforces the session timeout; returns the next deadline or -1. */
 int64_t server_fork_tick(ferry_server *s, int64_t now);
+/* The session socket to watch for the client's hang-up, or -1 (none
+ * running, --no-fork, or the hang-up was already seen). */
+int server_fork_watch_fd(const ferry_server *s);
+/* poll() reported the peer's hang-up on server_fork_watch_fd(). */
+void server_fork_client_gone(ferry_server *s);
 /* Kills a running session and waits for it (shutdown). */
 void server_fork_stop(ferry_server *s);
 /* Removes a folder tree without following symbolic links. */

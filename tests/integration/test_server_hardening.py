@@ -57,3 +57,61 @@ def test_allow_list_errors_are_usage_errors():
     assert r.returncode == 2 and "host bits" in r.stderr
     r = run_ferry("server", "--port", "0", "--allow", "nonsense")
     assert r.returncode == 2 and "nonsense" in r.stderr
+
+
+# ---- a session whose client left while its code is stuck ---------------------
+
+CTOR_LOOP = os.path.join(BUILD, "tests", "models", "ctor_loop.so")
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists(CTOR_LOOP), reason="needs ctor_loop.so")
+def test_client_leaving_ends_a_stuck_session(spawn, workdir):
+    """load_module of a library whose constructor never returns, then the
+    client closes: without a session timeout, the session child must still
+    be killed and the server must serve the next client."""
+    srv = spawn("server", "--host", "127.0.0.1", "--port", "0", "--work-dir", workdir)
+    r = ffi.open_session(srv.port)
+    with open(CTOR_LOOP, "rb") as f:
+        ffi.call_global(r, "tvm.rpc.server.upload",
+                        [(8, b"ctor_loop.so"), (66, (66, f.read()))])
+    h = ffi.lookup(r, b"tvm.rpc.server.load_module")
+    r.send(3, struct.pack("<Q", h) + ffi.encode_seq([(8, b"ctor_loop.so")]))
+    kids = wait_until(lambda: children(srv.proc.pid))
+    assert len(kids) == 1
+    kid = kids[0]
+    # The child is stuck in dlopen: no reply comes.
+    r.sock.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        r.sock.recv(1)
+    assert alive(kid)
+    r.sock.close()
+    srv.wait_for(r"session 1: client 127\.0\.0\.1:\d+ hung up")
+    srv.wait_for(r"session 1 from \S+ ended: client gone", timeout=10)
+    assert wait_until(lambda: not alive(kid), timeout=5)
+    assert wait_until(lambda: not session_dirs(workdir))
+    # The device is free again: a new session is served at once.
+    r2 = ffi.open_session(srv.port)
+    assert ffi.lookup(r2, b"tvm.rpc.server.workpath") != 0
+    r2.sock.close()
+    srv.wait_for(r"session 2 from \S+ ended: ok")
+
+
+def test_client_that_closes_normally_is_not_killed(spawn, workdir):
+    """The hang-up watch must not turn an ordinary end into a kill."""
+    srv = spawn("server", "--host", "127.0.0.1", "--port", "0", "--work-dir", workdir)
+    for i in (1, 2):
+        r = ffi.open_session(srv.port)
+        assert ffi.lookup(r, b"tvm.rpc.server.workpath") != 0
+        r.send(1, b"")  # kShutdown
+        r.sock.close()
+        srv.wait_for(r"session %d from \S+ ended: ok" % i)
+    assert "killing it" not in srv.log()
