@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -166,6 +167,7 @@ static void child_main(ferry_server *s, int fd) {
   cfg.work_dir = s->sess.dir;
   cfg.preload = (const char *const *)s->preload;
   cfg.on_dialect = child_on_dialect;
+  cfg.work_quota = s->sess.quota;
   ferry_err err;
   ferry_err_clear(&err);
   int rc = ferry_session_run(&io, &cfg, &err);
@@ -173,6 +175,23 @@ static void child_main(ferry_server *s, int fd) {
     ferry_warn("session %llu: %s", (unsigned long long)s->sess.id,
                err.msg[0] ? err.msg : ferry_strerror(rc));
   _exit(rc < 0 ? 1 : 0);
+}
+
+/* The session's work quota: --work-quota, or the default (the smaller of
+ * FERRY_SERVER_DEFAULT_QUOTA and half of what is free now, so that a
+ * session on a nearly full board cannot take the last of it). */
+static uint64_t session_quota(const ferry_server *s) {
+  int64_t q = s->cfg->work_quota;
+  if (q >= 0)
+    return (uint64_t)q;
+  uint64_t quota = (uint64_t)FERRY_SERVER_DEFAULT_QUOTA;
+  struct statvfs vfs;
+  if (statvfs(s->base_dir, &vfs) == 0) {
+    uint64_t half = (uint64_t)vfs.f_bavail / 2 * (uint64_t)vfs.f_frsize;
+    if (half < quota)
+      quota = half > 0 ? half : 1; /* 0 would mean "none" */
+  }
+  return quota;
 }
 
 static void log_start(ferry_server *s) {
@@ -253,7 +272,10 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     finish(s, "client gone before the session started", 1);
     return;
   }
+  q->quota = session_quota(s);
   log_start(s);
+  ferry_debug("session %llu: work quota %llu bytes", (unsigned long long)q->id,
+              (unsigned long long)q->quota);
 
   if (s->cfg->no_fork) {
     /* Debugging mode: in-process, no timeout, no isolation. */
@@ -264,6 +286,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     memset(&cfg, 0, sizeof cfg);
     cfg.work_dir = q->dir;
     cfg.preload = (const char *const *)s->preload;
+    cfg.work_quota = q->quota;
     ferry_err err;
     ferry_err_clear(&err);
     rc = ferry_session_run(&io, &cfg, &err);

@@ -18,6 +18,10 @@
 /* Longest device key accepted (match keys add a ~22-byte suffix). */
 #define FERRY_SERVER_MAX_DEVICE_KEY 256
 
+/* The largest default work quota (1 GiB): models and their parameters fit,
+ * a runaway client does not fill the board's storage. */
+#define FERRY_SERVER_DEFAULT_QUOTA ((int64_t)1 << 30)
+
 typedef struct ferry_server_config {
   const char *host;         /* bind address, or the proxy's with through_proxy */
   int port;                 /* first port tried; 0 = any free port */
@@ -35,6 +39,11 @@ typedef struct ferry_server_config {
   /* --allow: peers that may connect in listening mode; NULL or an empty
    * list: everybody.  Not used with through_proxy (we dial out). */
   const ferry_allow *allow;
+  /* --work-quota: bytes one session's folder may hold through uploads.
+   * < 0: the default, FERRY_SERVER_DEFAULT_QUOTA or half the free space
+   * of the work folder's file system at the session's start, whichever
+   * is smaller; 0: no quota. */
+  int64_t work_quota;
 } ferry_server_config;
 
 /* Runs the server until SIGTERM or SIGINT arrives, then kills a running

@@ -54,6 +54,7 @@ typedef struct server_session {
    * killed at hangup_kill_ms unless it ended by then.  -1: not seen. */
   int64_t hangup_kill_ms;
   int hung_up;              /* killed because the client had gone */
+  uint64_t quota;           /* work quota of this session; 0: none */
 } server_session;
 
 enum server_tracker_state {

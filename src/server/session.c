@@ -286,7 +286,10 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
   s.max_packet_fn.call = max_packet_call;
 
   ferry_rt_options opt = {
-      .work_dir = cfg->work_dir, .preload = cfg->preload, .num_threads = cfg->num_threads};
+      .work_dir = cfg->work_dir,
+      .preload = cfg->preload,
+      .num_threads = cfg->num_threads,
+      .work_quota = cfg->work_quota};
   int rc = ferry_rt_open(&s.rt, &opt, err);
   if (!rc)
     rc = session_loop(&s, err);

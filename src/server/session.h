@@ -58,6 +58,9 @@ typedef struct ferry_session_config {
    * passes to the runtime (which has its own, larger, ceilings); 0: only
    * the runtime's ceilings apply. */
   uint64_t max_alloc;
+  /* > 0: bytes the work folder may hold; uploads past it are refused
+   * (an exception naming the quota; the session goes on).  0: none. */
+  uint64_t work_quota;
   /* Called once, when the session's dialect is known (may be NULL). */
   void (*on_dialect)(void *hook_ctx, enum ferry_dialect_id dialect);
   void *hook_ctx;

@@ -115,3 +115,65 @@ def test_client_that_closes_normally_is_not_killed(spawn, workdir):
         r.sock.close()
         srv.wait_for(r"session %d from \S+ ended: ok" % i)
     assert "killing it" not in srv.log()
+
+
+# ---- the work-folder quota ---------------------------------------------------
+
+def session_files(workdir):
+    out = []
+    for d in session_dirs(workdir):
+        for root, dirs, files in os.walk(os.path.join(workdir, d)):
+            out += [os.path.join(root, f) for f in files]
+    return out
+
+
+def upload(r, name, data):
+    h = ffi.lookup(r, b"tvm.rpc.server.upload")
+    r.send(3, struct.pack("<Q", h) + ffi.encode_seq([(8, name), (66, (66, data))]))
+    return r.recv()
+
+
+def test_upload_over_the_quota_is_refused_and_the_session_goes_on(spawn, workdir):
+    srv = spawn("server", "--host", "127.0.0.1", "--port", "0", "--work-dir", workdir,
+                "--work-quota", "1M")
+    r = ffi.open_session(srv.port)
+    # Under the quota: written.
+    assert upload(r, b"a.bin", b"a" * (512 << 10))[0] == 4
+    assert [os.path.basename(f) for f in session_files(workdir)] == ["a.bin"]
+    # Together with a.bin past 1 MiB: refused, with the quota in the message,
+    # and nothing of it on disk.
+    text = ffi.exception_text(upload(r, b"b.bin", b"b" * (600 << 10)))
+    assert "quota of 1048576 bytes" in text and "--work-quota" in text, text
+    assert "b.bin" in text
+    assert [os.path.basename(f) for f in session_files(workdir)] == ["a.bin"]
+    # One file alone past the quota: refused too.
+    text = ffi.exception_text(upload(r, b"big.bin", b"c" * (2 << 20)))
+    assert "quota" in text
+    # Replacing a.bin gives its room back; the session still works.
+    assert upload(r, b"a.bin", b"d" * (900 << 10))[0] == 4
+    assert os.path.getsize(session_files(workdir)[0]) == 900 << 10
+    h = ffi.lookup(r, b"tvm.rpc.server.remove")
+    r.send(3, struct.pack("<Q", h) + ffi.encode_seq([(8, b"a.bin")]))
+    assert r.recv()[0] == 4
+    assert upload(r, b"b.bin", b"b" * (600 << 10))[0] == 4
+    r.send(1, b"")
+    r.sock.close()
+    srv.wait_for(r"session 1 from \S+ ended: ok")
+
+
+def test_many_empty_files_count_against_the_quota(spawn, workdir):
+    """Empty files are charged a block each: inodes are not free."""
+    srv = spawn("server", "--host", "127.0.0.1", "--port", "0", "--work-dir", workdir,
+                "--work-quota", "64K")
+    r = ffi.open_session(srv.port)
+    for i in range(16):
+        assert upload(r, b"e%d" % i, b"")[0] == 4
+    assert "quota of 65536 bytes" in ffi.exception_text(upload(r, b"e16", b""))
+    r.sock.close()
+
+
+def test_work_quota_option_errors():
+    from conftest import run_ferry
+    for bad in ("-1", "5X", "1KK", ""):
+        r = run_ferry("server", "--port", "0", "--work-quota", bad)
+        assert r.returncode == 2 and "--work-quota" in r.stderr, (bad, r.stderr)
