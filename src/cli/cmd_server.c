@@ -50,7 +50,7 @@ int ferry_cmd_server(int argc, char **argv) {
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
   const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
   const char *work_quota = NULL;
-  int through_proxy = 0, silent = 0, no_fork = 0;
+  int through_proxy = 0, silent = 0, no_fork = 0, testing = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
       {"host", FERRY_OPT_STRING, &host, "HOST",
@@ -80,6 +80,8 @@ int ferry_cmd_server(int argc, char **argv) {
       {"work-quota", FERRY_OPT_STRING, &work_quota, "BYTES",
        "most a session's folder may hold, K/M/G suffixes, 0 = no limit "
        "(1G or half the free space, whichever is less)"},
+      {"testing", FERRY_OPT_FLAG, &testing, NULL,
+       "offer the rpc.test.* functions of TVM's RPC test suite (off)"},
       {"allow", FERRY_OPT_STRING, &allow, "CIDR[,CIDR...]",
        "accept clients from these networks only (everybody)"},
   };
@@ -122,6 +124,7 @@ int ferry_cmd_server(int argc, char **argv) {
   }
   cfg.allow = &acl;
   cfg.work_quota = -1;
+  cfg.testing = testing;
   if (work_quota && parse_bytes(work_quota, &cfg.work_quota) != 0) {
     fprintf(stderr, "ferry server: --work-quota wants a byte count such as "
                     "1073741824, 512M or 2G, not '%s'\n", work_quota);

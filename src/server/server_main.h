@@ -44,6 +44,7 @@ typedef struct ferry_server_config {
    * of the work folder's file system at the session's start, whichever
    * is smaller; 0: no quota. */
   int64_t work_quota;
+  int testing;              /* --testing: offer TVM's rpc.test.* functions */
 } ferry_server_config;
 
 /* Runs the server until SIGTERM or SIGINT arrives, then kills a running

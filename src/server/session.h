@@ -61,6 +61,9 @@ typedef struct ferry_session_config {
   /* > 0: bytes the work folder may hold; uploads past it are refused
    * (an exception naming the quota; the session goes on).  0: none. */
   uint64_t work_quota;
+  /* Non-zero: offer the rpc.test.* functions TVM's RPC test suite calls
+   * (ferry server --testing; session_testing.c). */
+  int testing;
   /* Called once, when the session's dialect is known (may be NULL). */
   void (*on_dialect)(void *hook_ctx, enum ferry_dialect_id dialect);
   void *hook_ctx;

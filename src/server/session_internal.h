@@ -97,6 +97,10 @@ int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *er
 int session_copy_to_target(ferry_session *s, const uint8_t *head, size_t head_len,
                            uint64_t payload_len, void **dst, ferry_err *err) FERRY_MUST_CHECK;
 int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+/* --testing: the rpc.test.* functions of TVM's RPC test suite
+ * (session_testing.c).  *out carries one reference; FERRY_ENOTFOUND for
+ * any other name. */
+int session_testing_lookup(const char *name, ferry_func **out) FERRY_MUST_CHECK;
 int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int n,
                            ferry_err *err) FERRY_MUST_CHECK;
 
