@@ -49,7 +49,7 @@ int ferry_cmd_server(int argc, char **argv) {
   long port = 9090, port_end = 9199;
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
   const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
-  const char *work_quota = NULL;
+  const char *work_quota = NULL, *allow_hop = NULL;
   int through_proxy = 0, silent = 0, no_fork = 0, testing = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
@@ -82,6 +82,9 @@ int ferry_cmd_server(int argc, char **argv) {
        "(1G or half the free space, whichever is less)"},
       {"testing", FERRY_OPT_FLAG, &testing, NULL,
        "offer the rpc.test.* functions of TVM's RPC test suite (off)"},
+      {"allow-hop", FERRY_OPT_STRING, &allow_hop, "HOST:PORT[,...]",
+       "servers a multi-hop session (rpc.Connect) may dial; PORT may be * "
+       "(none: refused)"},
       {"allow", FERRY_OPT_STRING, &allow, "CIDR[,CIDR...]",
        "accept clients from these networks only (everybody)"},
   };
@@ -125,6 +128,14 @@ int ferry_cmd_server(int argc, char **argv) {
   cfg.allow = &acl;
   cfg.work_quota = -1;
   cfg.testing = testing;
+  if (allow_hop) {
+    char why[256];
+    if (ferry_server_allow_hop_check(allow_hop, why, sizeof why) != 0) {
+      fprintf(stderr, "ferry server: %s\n", why);
+      return 2;
+    }
+    cfg.allow_hop = allow_hop;
+  }
   if (work_quota && parse_bytes(work_quota, &cfg.work_quota) != 0) {
     fprintf(stderr, "ferry server: --work-quota wants a byte count such as "
                     "1073741824, 512M or 2G, not '%s'\n", work_quota);

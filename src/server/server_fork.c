@@ -169,6 +169,7 @@ static void child_main(ferry_server *s, int fd) {
   cfg.on_dialect = child_on_dialect;
   cfg.work_quota = s->sess.quota;
   cfg.testing = s->cfg->testing;
+  cfg.allow_hop = s->cfg->allow_hop;
   ferry_err err;
   ferry_err_clear(&err);
   int rc = ferry_session_run(&io, &cfg, &err);
@@ -289,6 +290,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     cfg.preload = (const char *const *)s->preload;
     cfg.work_quota = q->quota;
     cfg.testing = s->cfg->testing;
+    cfg.allow_hop = s->cfg->allow_hop;
     ferry_err err;
     ferry_err_clear(&err);
     rc = ferry_session_run(&io, &cfg, &err);

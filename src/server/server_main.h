@@ -45,7 +45,13 @@ typedef struct ferry_server_config {
    * is smaller; 0: no quota. */
   int64_t work_quota;
   int testing;              /* --testing: offer TVM's rpc.test.* functions */
+  const char *allow_hop;    /* --allow-hop list; NULL: multi-hop sessions refused */
 } ferry_server_config;
+
+/* Checks an --allow-hop list: comma-separated HOST:PORT or HOST:* entries
+ * ([v6]:PORT for IPv6 literals).  FERRY_EINVAL with a message in why. */
+int ferry_server_allow_hop_check(const char *list, char *why,
+                                 size_t whycap) FERRY_MUST_CHECK;
 
 /* Runs the server until SIGTERM or SIGINT arrives, then kills a running
  * session, removes the folders it made and returns 0.  Returns an error

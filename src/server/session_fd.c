@@ -52,10 +52,13 @@ static void fd_close(void *ctx) {
   f->fd = -1;
 }
 
+static int fd_fd(void *ctx) { return ((ferry_session_fd *)ctx)->fd; }
+
 void ferry_session_io_fd(ferry_session_io *io, ferry_session_fd *ctx, int fd) {
   ctx->fd = fd;
   io->ctx = ctx;
   io->read = fd_read;
   io->write = fd_write;
   io->close = fd_close;
+  io->fd = fd_fd;
 }

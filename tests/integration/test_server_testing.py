@@ -158,3 +158,94 @@ def test_testing_functions_are_absent_without_the_flag(spawn):
     c = classic.open_session(srv.port)
     assert classic_lookup(c, b"rpc.test.addone") == 0
     c.sock.close()
+
+
+# ---- multi-hop sessions (rpc.Connect as the session constructor) ------------
+
+def init_with(r, seq):
+    r.send(2, struct.pack("<Q", 5) + b"0.8.0" + seq)
+    return r.recv()
+
+
+def raw_session(port):
+    r = classic.Replay(port, "hop")
+    key = b"client:x0"
+    r.sock.sendall(struct.pack("<iI", classic.RPC_MAGIC, len(key)) + key)
+    magic, klen = struct.unpack("<iI", classic.recv_exact(r.sock, 8))
+    assert magic == classic.RPC_MAGIC
+    classic.recv_exact(r.sock, klen)
+    return r
+
+
+@pytest.fixture
+def hops(spawn, tmp_path):
+    far = spawn("server", "--host", "127.0.0.1", "--port", "0", "--key", "x1",
+                "--work-dir", str(tmp_path / "far"))
+    mid = spawn("server", "--host", "127.0.0.1", "--port", "0", "--key", "x0",
+                "--allow-hop", "127.0.0.1:%d" % far.port)
+    return far, mid
+
+
+@pytest.mark.parametrize("dialect", ["ffi", "classic"])
+def test_multi_hop_session_is_relayed(hops, tmp_path, dialect):
+    far, mid = hops
+    r = raw_session(mid.port)
+    if dialect == "ffi":
+        seq = ffi.encode_seq([(8, b"rpc.Connect"), (8, b"127.0.0.1"), (1, far.port),
+                              (8, b"x1"), (2, 0)])
+    else:
+        seq = classic.encode_seq([(11, b"rpc.Connect"), (11, b"127.0.0.1"), (0, far.port),
+                                  (11, b"x1"), (15, 0)])
+    assert init_with(r, seq) == (4, struct.pack("<i", 0))
+    far.wait_for(r"session 1 from 127\.0\.0\.1:\d+ started")
+    # Requests reach the far server: its work folder answers workpath.
+    if dialect == "ffi":
+        h = ffi.lookup(r, b"tvm.rpc.server.workpath")
+        [(t, path)] = ffi_ret(ffi_call(r, h, [(8, b"x")]))
+    else:
+        [(_, t), (_, path)] = classic_call(r, classic_lookup(r, b"tvm.rpc.server.workpath"),
+                                           [(11, b"x")])
+    assert path.decode().startswith(str(tmp_path / "far")), path
+    r.send(1, b"")  # kShutdown, relayed: both sessions end
+    far.wait_for(r"session 1 from \S+ ended: ok")
+    mid.wait_for(r"session 1 from \S+ ended: ok")
+    r.sock.close()
+    ffi.no_sanitizer_reports(mid)
+
+
+def test_multi_hop_refusals(spawn, hops):
+    far, mid = hops
+    plain = spawn("server", "--host", "127.0.0.1", "--port", "0", "--key", "x0")
+    cases = [
+        (plain, far.port, "multi-hop sessions (rpc.Connect to 127.0.0.1:%d) are off" % far.port),
+        (plain, far.port, "--allow-hop 127.0.0.1:%d" % far.port),
+        (mid, far.port + 1, "not in this server's --allow-hop list"),
+    ]
+    for srv, port, want in cases:
+        r = raw_session(srv.port)
+        seq = ffi.encode_seq([(8, b"rpc.Connect"), (8, b"127.0.0.1"), (1, port),
+                              (8, b"x1"), (2, 0)])
+        text = ffi.exception_text(init_with(r, seq))
+        assert want in text, text
+        # The session goes on (uninitialised, as after any refused init).
+        assert ffi.lookup(r, b"tvm.rpc.server.workpath") != 0
+        r.sock.close()
+    # A wrong key at the next hop is the next hop's MISMATCH, named.
+    r = raw_session(mid.port)
+    seq = ffi.encode_seq([(8, b"rpc.Connect"), (8, b"127.0.0.1"), (1, far.port),
+                          (8, b"nope"), (2, 0)])
+    assert "matches key=nope" in ffi.exception_text(init_with(r, seq))
+    r.sock.close()
+    # Other constructors stay unsupported.
+    r = raw_session(mid.port)
+    text = ffi.exception_text(init_with(r, ffi.encode_seq([(8, b"rpc.NonExistingConstructor")])))
+    assert text.startswith("RPCError:") and "not supported" in text
+    r.sock.close()
+    assert "session 1 from" not in far.log()
+
+
+def test_allow_hop_option_errors():
+    from conftest import run_ferry
+    for bad in ("nohost", "h:0", "h:99999", ":80", "h:8x", ""):
+        r = run_ferry("server", "--port", "0", "--allow-hop", bad)
+        assert r.returncode == 2 and "--allow-hop" in r.stderr, (bad, r.stderr)
