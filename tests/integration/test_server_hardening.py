@@ -49,6 +49,7 @@ def test_allow_refuses_other_addresses_at_accept(spawn, workdir):
     assert code == CODE_SUCCESS and skey == "server:cpu"
     s.close()
     srv.wait_for(r"session 1 from 127\.0\.0\.1:\d+ ended")
+    ffi.no_sanitizer_reports(srv)
 
 
 def test_allow_list_errors_are_usage_errors():
@@ -103,6 +104,7 @@ def test_client_leaving_ends_a_stuck_session(spawn, workdir):
     assert ffi.lookup(r2, b"tvm.rpc.server.workpath") != 0
     r2.sock.close()
     srv.wait_for(r"session 2 from \S+ ended: ok")
+    ffi.no_sanitizer_reports(srv)
 
 
 def test_client_that_closes_normally_is_not_killed(spawn, workdir):
@@ -159,6 +161,7 @@ def test_upload_over_the_quota_is_refused_and_the_session_goes_on(spawn, workdir
     r.send(1, b"")
     r.sock.close()
     srv.wait_for(r"session 1 from \S+ ended: ok")
+    ffi.no_sanitizer_reports(srv)
 
 
 def test_many_empty_files_count_against_the_quota(spawn, workdir):
