@@ -60,8 +60,8 @@ int session_hop_allowed(const char *list, const char *host, int64_t port) {
       if (plen < sizeof ports) {
         memcpy(ports, colon + 1, plen);
         ports[plen] = 0;
-        int port_ok = strcmp(ports, "*") == 0 || (port >= 0 && port <= 65535 &&
-                                                  strtol(ports, NULL, 10) == port);
+        int port_ok = port > 0 && port <= 65535 &&
+                      (strcmp(ports, "*") == 0 || strtol(ports, NULL, 10) == port);
         if (port_ok && strlen(host) == hlen && strncasecmp(host, h, hlen) == 0)
           return 1;
       }
@@ -106,6 +106,10 @@ int ferry_server_allow_hop_check(const char *list, char *why, size_t whycap) {
     if (!end)
       break;
     p = end + 1;
+    if (!*p) {
+      snprintf(why, whycap, "--allow-hop: empty entry at the end of '%s'", list);
+      return FERRY_EINVAL;
+    }
   }
   return FERRY_OK;
 }
