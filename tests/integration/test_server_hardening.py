@@ -180,3 +180,23 @@ def test_work_quota_option_errors():
     for bad in ("-1", "5X", "1KK", ""):
         r = run_ferry("server", "--port", "0", "--work-quota", bad)
         assert r.returncode == 2 and "--work-quota" in r.stderr, (bad, r.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists(CTOR_LOOP), reason="needs ctor_loop.so")
+def test_stuck_session_of_a_gone_client_is_offered_again_by_the_tracker(spawn, tmp_path):
+    import test_server_tracker as tt
+    tracker = spawn("tracker", "--host", "127.0.0.1", "--port", "0")
+    srv = tt.start_server(spawn, tmp_path, tracker.port)
+    t, (_, port, mk) = tt.request(tracker.port, "cpu")
+    r = ffi.open_session(port, key=b"client:" + mk.encode())
+    with open(CTOR_LOOP, "rb") as f:
+        ffi.call_global(r, "tvm.rpc.server.upload",
+                        [(8, b"ctor_loop.so"), (66, (66, f.read()))])
+    h = ffi.lookup(r, b"tvm.rpc.server.load_module")
+    r.send(3, struct.pack("<Q", h) + ffi.encode_seq([(8, b"ctor_loop.so")]))
+    kid = wait_until(lambda: children(srv.proc.pid))[0]
+    assert tt.free_count(tracker.port, "cpu") == 0
+    r.sock.close()
+    t.close()
+    assert wait_until(lambda: tt.free_count(tracker.port, "cpu") == 1, 10.0), srv.log()
+    assert not alive(kid)
