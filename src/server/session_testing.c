@@ -14,6 +14,8 @@
  *     returns a function over it: "get_arr" () -> the tensor, "ref_count"
  *     () -> its reference count, "get_elem" (i) -> element i, "get_arr_elem"
  *     (arr, i) -> element i of arr; another name raises RuntimeError.
+ *   testing.echo(x, ...)             x (TVM registers it in C++ on every
+ *     server; its test suite's multi-hop and echo tests call it).
  * They exercise what a C server must get right anyway: functions returned
  * to the client (closures that own what they captured), strings, remote
  * exceptions and returned tensors.  Written from the behaviour above, in
@@ -248,6 +250,37 @@ static int remote_array_fn(ferry_call *c) {
   return FERRY_OK;
 }
 
+static int echo_fn(ferry_call *c) {
+  if (c->nargs < 1)
+    return ferry_err_set(c->err, FERRY_EINVAL, "TypeError: echo() wants an argument");
+  const ferry_value *x = &c->args[0];
+  switch (x->kind) {
+  case FERRY_KIND_STR:
+    return ferry_call_return_str(c, x->v.str.data, x->v.str.len)
+               ? ferry_err_set(c->err, FERRY_ETOOBIG, "RuntimeError: result too large")
+               : FERRY_OK;
+  case FERRY_KIND_BYTES:
+    return ferry_call_return_bytes(c, x->v.str.data, x->v.str.len)
+               ? ferry_err_set(c->err, FERRY_ETOOBIG, "RuntimeError: result too large")
+               : FERRY_OK;
+  case FERRY_KIND_FUNC:
+  case FERRY_KIND_MODULE:
+  case FERRY_KIND_NDARRAY:
+  case FERRY_KIND_OBJECT:
+    /* Borrowed for the call: the result carries its own reference. */
+    if (x->v.obj)
+      ferry_obj_retain(x->v.obj);
+    c->ret = *x;
+    return FERRY_OK;
+  case FERRY_KIND_TENSOR:
+    return ferry_err_set(c->err, FERRY_ETYPE,
+                         "TypeError: echo() cannot return a borrowed DLTensor");
+  default:
+    c->ret = *x; /* numbers, None, dtypes, devices, opaque pointers */
+    return FERRY_OK;
+  }
+}
+
 /* ---- closures ------------------------------------------------------------ */
 
 enum closure_kind { ADD_TO_LHS, GET_ARR, REF_COUNT, GET_ELEM, GET_ARR_ELEM };
@@ -438,6 +471,7 @@ static const struct {
     {"rpc.test.remote_tensor_func", remote_array_fn},
     {"rpc.test.add_to_lhs", add_to_lhs_fn},
     {"rpc.test.remote_return_nd", remote_return_nd_fn},
+    {"testing.echo", echo_fn},
 };
 
 typedef struct testing_func {

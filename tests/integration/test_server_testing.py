@@ -99,6 +99,13 @@ def test_ffi_testing_functions(server):
     # The array is not the ones tensor remote_array_func wants.
     f = ffi.lookup(r, b"rpc.test.remote_array_func")
     assert "AssertionError" in ffi.exception_text(ffi_call(r, f, [(7, arr)]))
+    # testing.echo, which TVM's echo and multi-hop tests call.
+    echo = ffi.lookup(r, b"testing.echo")
+    assert ffi_ret(ffi_call(r, echo, [(1, 1), (1, 2), (1, 3)])) == [(1, 1)]
+    assert ffi_ret(ffi_call(r, echo, [(8, b"xyz")])) == [(8, b"xyz")]
+    assert ffi_ret(ffi_call(r, echo, [(66, (66, b"123"))])) == [(9, b"123")]
+    [(t, h)] = ffi_ret(ffi_call(r, echo, [(4, fns["get_arr"])]))
+    assert t == 4 and h == fns["get_arr"]
     r.send(1, b"")
     r.sock.close()
     server.wait_for(r"session 1 from \S+ ended: ok")
@@ -180,7 +187,7 @@ def raw_session(port):
 @pytest.fixture
 def hops(spawn, tmp_path):
     far = spawn("server", "--host", "127.0.0.1", "--port", "0", "--key", "x1",
-                "--work-dir", str(tmp_path / "far"))
+                "--work-dir", str(tmp_path / "far"), "--testing")
     mid = spawn("server", "--host", "127.0.0.1", "--port", "0", "--key", "x0",
                 "--allow-hop", "127.0.0.1:%d" % far.port)
     return far, mid
@@ -206,6 +213,13 @@ def test_multi_hop_session_is_relayed(hops, tmp_path, dialect):
         [(_, t), (_, path)] = classic_call(r, classic_lookup(r, b"tvm.rpc.server.workpath"),
                                            [(11, b"x")])
     assert path.decode().startswith(str(tmp_path / "far")), path
+    # As TVM's test_rpc_session_constructor_args: echo on the far server.
+    if dialect == "ffi":
+        assert ffi_ret(ffi_call(r, ffi.lookup(r, b"testing.echo"), [(1, 100), (1, 2)])) == \
+            [(1, 100)]
+    else:
+        assert classic_call(r, classic_lookup(r, b"testing.echo"), [(12, b"123")]) == \
+            [(0, 12), (12, b"123")]
     r.send(1, b"")  # kShutdown, relayed: both sessions end
     far.wait_for(r"session 1 from \S+ ended: ok")
     mid.wait_for(r"session 1 from \S+ ended: ok")
