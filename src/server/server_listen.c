@@ -85,9 +85,21 @@ void server_listen_accept(ferry_server *s) {
      * refused peers cannot evict allowed ones. */
     if (s->cfg->allow && s->cfg->allow->n > 0 &&
         !ferry_allow_fd(s->cfg->allow, fd)) {
-      char peer[SERVER_PEER_MAX];
-      ferry_peer_name(fd, peer, sizeof peer);
-      ferry_warn("connection from %s refused: not in --allow", peer);
+      int64_t now = ferry_now_ms();
+      if (s->refused_log_ms == 0 || now - s->refused_log_ms >= SERVER_REFUSED_LOG_MS) {
+        char peer[SERVER_PEER_MAX];
+        ferry_peer_name(fd, peer, sizeof peer);
+        if (s->refused_quiet)
+          ferry_warn("connection from %s refused: not in --allow (and %llu more "
+                     "since the last such line)",
+                     peer, (unsigned long long)s->refused_quiet);
+        else
+          ferry_warn("connection from %s refused: not in --allow", peer);
+        s->refused_log_ms = now;
+        s->refused_quiet = 0;
+      } else {
+        s->refused_quiet++;
+      }
       close(fd);
       continue;
     }

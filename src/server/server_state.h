@@ -26,6 +26,9 @@
 /* A session whose client hung up gets this long to end by itself (it
  * reads EOF at once unless its code is busy) before it is killed. */
 #define SERVER_HANGUP_GRACE_MS 500
+/* Connections refused by --allow are logged at most once per interval (the
+ * rest are counted), so that a stranger cannot fill the log. */
+#define SERVER_REFUSED_LOG_MS 1000
 /* Writing the timeout packet to a client that does not read is bounded. */
 #define SERVER_TIMEOUT_PACKET_MS 1000
 
@@ -97,6 +100,8 @@ typedef struct ferry_server {
   int base_dir_owned;       /* we made it: remove it at exit */
   int listen_fd;            /* -1 in proxy mode */
   int64_t accept_paused_until_ms; /* after EMFILE; 0: not paused */
+  int64_t refused_log_ms;   /* when a refusal by --allow was last logged */
+  uint64_t refused_quiet;   /* refusals not logged since */
   int port;                 /* bound port (or the proxy's) */
   int stopping;
   uint64_t sessions;        /* sessions started so far */

@@ -52,6 +52,20 @@ def test_allow_refuses_other_addresses_at_accept(spawn, workdir):
     ffi.no_sanitizer_reports(srv)
 
 
+def test_refused_connections_do_not_flood_the_log(spawn, workdir):
+    srv = start_server(spawn, workdir, "--allow", "127.0.0.1")
+    for _ in range(200):
+        s = connect_from(srv.port, "127.0.0.2")
+        assert is_closed(s)
+        s.close()
+    s, code, _ = handshake(srv.port, "client:cpu")
+    assert code == CODE_SUCCESS
+    s.close()
+    srv.wait_for(r"session 1 from 127\.0\.0\.1:\d+ ended")
+    refused = [line for line in srv.lines if "not in --allow" in line]
+    assert 1 <= len(refused) < 50, len(refused)
+
+
 def test_allow_list_errors_are_usage_errors():
     from conftest import run_ferry
     r = run_ferry("server", "--port", "0", "--allow", "10.0.0.1/8")
