@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
   mem_io m = {data + 1, size - 1, 0, (size_t)data[0] * 64 + 1};
-  ferry_session_io io = {&m, mem_read, mem_write, NULL};
+  ferry_session_io io = {&m, mem_read, mem_write, NULL, NULL};
   ferry_session_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.work_dir = work_dir;

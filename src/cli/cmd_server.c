@@ -1,6 +1,8 @@
 /* `ferry server` (alias rpc_server): the device RPC server, with the
  * options of TVM's `python -m tvm.exec.rpc_server` (spec §9.3). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -8,12 +10,47 @@
 #include "cli/opts.h"
 #include "server/server_main.h"
 
+/* "123", "64K", "512M", "2G" (powers of 1024) -> bytes; -1 if malformed
+ * or past 2^62. */
+static int parse_bytes(const char *text, int64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || end == text || *text == '-' || *text == '+')
+    return -1;
+  unsigned shift = 0;
+  switch (*end) {
+  case 0:
+    break;
+  case 'k': case 'K':
+    shift = 10;
+    break;
+  case 'm': case 'M':
+    shift = 20;
+    break;
+  case 'g': case 'G':
+    shift = 30;
+    break;
+  default:
+    return -1;
+  }
+  /* After the letter: nothing, "B" or "iB" (512M, 512MB, 512MiB). */
+  if (*end && strcmp(end + 1, "") != 0 && strcmp(end + 1, "B") != 0 &&
+      strcmp(end + 1, "iB") != 0)
+    return -1;
+  if (v > ((unsigned long long)1 << 62) >> shift)
+    return -1;
+  *out = (int64_t)(v << shift);
+  return 0;
+}
+
 int ferry_cmd_server(int argc, char **argv) {
   const char *host = "127.0.0.1";
   long port = 9090, port_end = 9199;
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
-  const char *load_library = NULL, *work_dir = NULL;
-  int through_proxy = 0, silent = 0, no_fork = 0;
+  const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
+  const char *work_quota = NULL, *allow_hop = NULL;
+  int through_proxy = 0, silent = 0, no_fork = 0, testing = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
       {"host", FERRY_OPT_STRING, &host, "HOST",
@@ -40,6 +77,16 @@ int ferry_cmd_server(int argc, char **argv) {
        "drop clients that do not finish the handshake in time (10)"},
       {"session-timeout", FERRY_OPT_DOUBLE, &session_timeout, "SECONDS",
        "upper limit on every session, also without -timeout= (0 = none)"},
+      {"work-quota", FERRY_OPT_STRING, &work_quota, "BYTES",
+       "most a session's folder may hold, K/M/G suffixes, 0 = no limit "
+       "(1G or half the free space, whichever is less)"},
+      {"testing", FERRY_OPT_FLAG, &testing, NULL,
+       "offer the rpc.test.* functions of TVM's RPC test suite (off)"},
+      {"allow-hop", FERRY_OPT_STRING, &allow_hop, "HOST:PORT[,...]",
+       "servers a multi-hop session (rpc.Connect) may dial; PORT may be * "
+       "(none: refused)"},
+      {"allow", FERRY_OPT_STRING, &allow, "CIDR[,CIDR...]",
+       "accept clients from these networks only (everybody)"},
   };
   const ferry_cmd_spec spec = {
       "server", "[options]",
@@ -63,6 +110,37 @@ int ferry_cmd_server(int argc, char **argv) {
   }
   ferry_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
+  static ferry_allow acl; /* large (64 entries): not on the stack */
+  ferry_allow_init(&acl);
+  if (allow) {
+    char why[256];
+    if (ferry_allow_parse(&acl, allow, why, sizeof why) != 0) {
+      fprintf(stderr, "ferry server: %s\n", why);
+      return 2;
+    }
+    if (through_proxy) {
+      fprintf(stderr, "ferry server: --allow is for listening servers; with "
+                      "--through-proxy the server dials out (use the proxy's "
+                      "--allow)\n");
+      return 2;
+    }
+  }
+  cfg.allow = &acl;
+  cfg.work_quota = -1;
+  cfg.testing = testing;
+  if (allow_hop) {
+    char why[256];
+    if (ferry_server_allow_hop_check(allow_hop, why, sizeof why) != 0) {
+      fprintf(stderr, "ferry server: %s\n", why);
+      return 2;
+    }
+    cfg.allow_hop = allow_hop;
+  }
+  if (work_quota && parse_bytes(work_quota, &cfg.work_quota) != 0) {
+    fprintf(stderr, "ferry server: --work-quota wants a byte count such as "
+                    "1073741824, 512M or 2G, not '%s'\n", work_quota);
+    return 2;
+  }
   char thost[256];
   if (tracker && *tracker) {
     if (!*key) {

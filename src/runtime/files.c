@@ -111,6 +111,101 @@ static int full_path(ferry_call *c, const char *name, char *out, size_t cap) {
   return FERRY_OK;
 }
 
+/* ---- the work quota --------------------------------------------------------
+ * A session may upload files until its folder holds cfg quota bytes
+ * (ferry server --work-quota).  The folder is measured at every upload
+ * rather than counted, because files also appear and go by other paths
+ * (the linker's outputs, remove, a model's own writes); the walk costs
+ * O(entries), and the per-entry block charge bounds the number of entries
+ * by the quota. */
+
+uint64_t ferry_files_charge(uint64_t size) {
+  if (size > UINT64_MAX - FERRY_FILES_BLOCK)
+    return UINT64_MAX;
+  uint64_t blocks = (size + FERRY_FILES_BLOCK - 1) / FERRY_FILES_BLOCK;
+  return (blocks ? blocks : 1) * (uint64_t)FERRY_FILES_BLOCK;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* Usage of what is inside the open folder dfd (consumed). */
+static uint64_t usage_inside(int dfd, int depth) {
+  DIR *d = fdopendir(dfd);
+  if (d == NULL) {
+    close(dfd);
+    return 0;
+  }
+  uint64_t sum = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+      continue;
+    sum = add_sat(sum, ferry_files_charge(S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0));
+    if (S_ISDIR(st.st_mode) && depth < 32) {
+      int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0)
+        sum = add_sat(sum, usage_inside(sub, depth + 1));
+    }
+  }
+  closedir(d);
+  return sum;
+}
+
+uint64_t ferry_files_usage(const char *work_dir) {
+  int dfd = open(work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return dfd < 0 ? 0 : usage_inside(dfd, 0);
+}
+
+/* Refuses an upload of len bytes to name (which it may replace) when the
+ * folder would then hold more than the quota. */
+static int check_quota(ferry_call *c, const char *name, size_t len) {
+  uint64_t quota = c->rt->work_quota;
+  if (quota == 0)
+    return FERRY_OK;
+  uint64_t used = ferry_files_usage(c->rt->work_dir);
+  /* The file being replaced (O_TRUNC) gives its room back. */
+  int old = ferry_files_open_below(c->rt->work_dir, name, O_RDONLY, 0);
+  if (old >= 0) {
+    struct stat st;
+    if (fstat(old, &st) == 0 && S_ISREG(st.st_mode)) {
+      uint64_t back = ferry_files_charge((uint64_t)st.st_size);
+      used = used > back ? used - back : 0;
+    }
+    close(old);
+  }
+  uint64_t after = add_sat(used, ferry_files_charge(len));
+  if (after <= quota)
+    return FERRY_OK;
+  return ferry_err_set(c->err, FERRY_ETOOBIG,
+                       "upload of %s (%zu bytes) refused: the session folder would hold "
+                       "%llu bytes, over its quota of %llu bytes (ferry server "
+                       "--work-quota)",
+                       name, len, (unsigned long long)after, (unsigned long long)quota);
+}
+
+/* Removes a file upload_fn created but could not finish. */
+static void remove_partial(ferry_call *c, const char *name) {
+  const char *slash = strrchr(name, '/');
+  int dir;
+  if (slash) {
+    char parent[NAME_MAX_LEN + 1];
+    memcpy(parent, name, (size_t)(slash - name));
+    parent[slash - name] = 0;
+    dir = ferry_files_open_below(c->rt->work_dir, parent, O_RDONLY | O_DIRECTORY, 0);
+  } else {
+    dir = open(c->rt->work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  if (dir >= 0) {
+    (void)unlinkat(dir, slash ? slash + 1 : name, 0);
+    close(dir);
+  }
+}
+
 static int upload_fn(ferry_call *c) {
   const char *name, *data;
   size_t len;
@@ -119,6 +214,8 @@ static int upload_fn(ferry_call *c) {
     rc = check_name(c, "upload", 0, 0, &name);
   if (rc == FERRY_OK)
     rc = ferry_arg_bytes(c, "upload", 1, &data, &len);
+  if (rc == FERRY_OK)
+    rc = check_quota(c, name, len);
   if (rc)
     return rc;
   int fd = ferry_files_open_below(c->rt->work_dir, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -131,14 +228,23 @@ static int upload_fn(ferry_call *c) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      int saved = errno;
+      /* A full disk (ENOSPC) or a quota of the system's: no half file
+       * stays behind to be loaded or to hold the space. */
+      int saved = n < 0 ? errno : ENOSPC;
       close(fd);
-      return ferry_err_set(c->err, FERRY_EIO, "write to %s failed: %s", name, strerror(saved));
+      remove_partial(c, name);
+      return ferry_err_set(c->err, FERRY_EIO, "write to %s failed after %zu of %zu bytes: %s "
+                           "(the partial file was removed)",
+                           name, done, len, strerror(saved));
     }
     done += (size_t)n;
   }
-  if (close(fd) != 0)
-    return ferry_err_set(c->err, FERRY_EIO, "write to %s failed: %s", name, strerror(errno));
+  if (close(fd) != 0) {
+    int saved = errno;
+    remove_partial(c, name);
+    return ferry_err_set(c->err, FERRY_EIO, "write to %s failed: %s (the partial file was "
+                         "removed)", name, strerror(saved));
+  }
   return FERRY_OK;
 }
 

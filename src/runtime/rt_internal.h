@@ -28,6 +28,7 @@ struct ferry_rt {
   char *work_dir; /* realpath of the session folder */
   int num_threads;
   int64_t max_packet_size; /* 0: GetCRTMaxPacketSize not registered */
+  uint64_t work_quota;     /* 0: none; see ferry_files_usage */
   pthread_mutex_t lock; /* guards the allocation table */
   struct ferry_alloc_entry *allocs; /* sorted by addr */
   size_t nallocs, cap_allocs;
@@ -137,6 +138,15 @@ const char *ferry_files_name_problem(const char *name, size_t len, int allow_emp
 /* Opens a checked name below work_dir without following symbolic links
  * (flags/mode apply to the last component).  Returns an fd, or -1 + errno. */
 int ferry_files_open_below(const char *work_dir, const char *name, int flags, unsigned mode);
+/* What the work quota charges for one file or folder of size bytes: its
+ * size rounded up to FERRY_FILES_BLOCK, and at least one block, so that
+ * empty files (inodes) are not free. */
+#define FERRY_FILES_BLOCK 4096u
+uint64_t ferry_files_charge(uint64_t size);
+/* Sums ferry_files_charge over everything below work_dir (symbolic links
+ * not followed, at most 32 levels deep; deeper entries count one block
+ * each).  O(entries): the quota bounds how many there can be. */
+uint64_t ferry_files_usage(const char *work_dir);
 /* For a name ending in .o or .tar: links it (extracting the archive first)
  * into "<name>.so" with the C compiler, as TVM's server does, and writes
  * that name to out.  Other names are copied to out unchanged. */

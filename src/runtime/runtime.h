@@ -19,6 +19,9 @@ typedef struct ferry_rt_options {
    * so that clients chunk their copies; 0: leave it unregistered (what
    * TVM's servers do, and what the golden recordings show). */
   int64_t max_packet_size;
+  /* > 0: bytes the session folder may hold; an upload that would pass it
+   * is refused (files.c).  0: no quota. */
+  uint64_t work_quota;
 } ferry_rt_options;
 
 /* Creates a runtime.  On failure *out is NULL and err says why. */

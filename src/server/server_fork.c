@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -166,6 +167,9 @@ static void child_main(ferry_server *s, int fd) {
   cfg.work_dir = s->sess.dir;
   cfg.preload = (const char *const *)s->preload;
   cfg.on_dialect = child_on_dialect;
+  cfg.work_quota = s->sess.quota;
+  cfg.testing = s->cfg->testing;
+  cfg.allow_hop = s->cfg->allow_hop;
   ferry_err err;
   ferry_err_clear(&err);
   int rc = ferry_session_run(&io, &cfg, &err);
@@ -173,6 +177,23 @@ static void child_main(ferry_server *s, int fd) {
     ferry_warn("session %llu: %s", (unsigned long long)s->sess.id,
                err.msg[0] ? err.msg : ferry_strerror(rc));
   _exit(rc < 0 ? 1 : 0);
+}
+
+/* The session's work quota: --work-quota, or the default (the smaller of
+ * FERRY_SERVER_DEFAULT_QUOTA and half of what is free now, so that a
+ * session on a nearly full board cannot take the last of it). */
+static uint64_t session_quota(const ferry_server *s) {
+  int64_t q = s->cfg->work_quota;
+  if (q >= 0)
+    return (uint64_t)q;
+  uint64_t quota = (uint64_t)FERRY_SERVER_DEFAULT_QUOTA;
+  struct statvfs vfs;
+  if (statvfs(s->base_dir, &vfs) == 0) {
+    uint64_t half = (uint64_t)vfs.f_bavail / 2 * (uint64_t)vfs.f_frsize;
+    if (half < quota)
+      quota = half > 0 ? half : 1; /* 0 would mean "none" */
+  }
+  return quota;
 }
 
 static void log_start(ferry_server *s) {
@@ -220,6 +241,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
   q->start_ms = ferry_now_ms();
   q->deadline_ms = -1;
   q->kill_at_ms = -1;
+  q->hangup_kill_ms = -1;
   snprintf(q->peer, sizeof q->peer, "%s", peer);
   server_tracker_session_started(s);
 
@@ -252,7 +274,10 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     finish(s, "client gone before the session started", 1);
     return;
   }
+  q->quota = session_quota(s);
   log_start(s);
+  ferry_debug("session %llu: work quota %llu bytes", (unsigned long long)q->id,
+              (unsigned long long)q->quota);
 
   if (s->cfg->no_fork) {
     /* Debugging mode: in-process, no timeout, no isolation. */
@@ -263,6 +288,9 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     memset(&cfg, 0, sizeof cfg);
     cfg.work_dir = q->dir;
     cfg.preload = (const char *const *)s->preload;
+    cfg.work_quota = q->quota;
+    cfg.testing = s->cfg->testing;
+    cfg.allow_hop = s->cfg->allow_hop;
     ferry_err err;
     ferry_err_clear(&err);
     rc = ferry_session_run(&io, &cfg, &err);
@@ -328,6 +356,11 @@ static void collect(ferry_server *s) {
       ferry_info("session %llu: client gone before the timeout packet",
                  (unsigned long long)q->id);
     ferry_buf_close(&pkt);
+  } else if (q->hung_up) {
+    snprintf(outcome, sizeof outcome,
+             "client gone (killed %d ms after the client hung up)",
+             SERVER_HANGUP_GRACE_MS);
+    warn = 1;
   } else {
     describe_status(status, outcome, sizeof outcome);
     warn = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -350,10 +383,40 @@ void server_fork_reap(ferry_server *s) {
    * call, leaving the session active forever. */
 }
 
+int server_fork_watch_fd(const ferry_server *s) {
+  const server_session *q = &s->sess;
+  if (!q->active || q->pid <= 0 || q->hangup_kill_ms >= 0 || q->timed_out)
+    return -1;
+  return q->fd;
+}
+
+void server_fork_client_gone(ferry_server *s) {
+  server_session *q = &s->sess;
+  if (!q->active || q->pid <= 0 || q->hangup_kill_ms >= 0)
+    return;
+  ferry_info("session %llu: client %s hung up; ending the session",
+             (unsigned long long)q->id, q->peer);
+  q->hangup_kill_ms = ferry_now_ms() + SERVER_HANGUP_GRACE_MS;
+}
+
 int64_t server_fork_tick(ferry_server *s, int64_t now) {
   server_session *q = &s->sess;
   if (!q->active || q->pid <= 0)
     return -1;
+  /* Nobody can receive the results of a session whose client is gone: a
+   * session that does not end by itself (code in a loop, a constructor
+   * that never returns) would otherwise hold the device until its timeout,
+   * and by default there is none.  Same kill sequence as a timeout. */
+  if (!q->timed_out && !q->hung_up && q->hangup_kill_ms >= 0 &&
+      now >= q->hangup_kill_ms) {
+    ferry_warn("session %llu from %s: still running %d ms after its client "
+               "hung up, killing it",
+               (unsigned long long)q->id, q->peer, SERVER_HANGUP_GRACE_MS);
+    q->hung_up = 1;
+    kill(-q->pid, SIGTERM);
+    kill(q->pid, SIGTERM);
+    q->kill_at_ms = now + SERVER_KILL_GRACE_MS;
+  }
   if (!q->timed_out && q->deadline_ms >= 0 && now >= q->deadline_ms) {
     ferry_warn("session %llu from %s: timeout (%gs), killing it",
                (unsigned long long)q->id, q->peer, q->timeout_s);
@@ -370,8 +433,11 @@ int64_t server_fork_tick(ferry_server *s, int64_t now) {
   }
   if (q->kill_at_ms >= 0)
     return q->kill_at_ms;
-  /* Timed out and killed: SIGCHLD wakes the loop, no timer is left. */
-  return q->timed_out ? -1 : q->deadline_ms;
+  /* Timed out or hung up and killed: SIGCHLD wakes the loop, no timer is
+   * left. */
+  if (q->timed_out || q->hung_up)
+    return -1;
+  return server_min_deadline(q->deadline_ms, q->hangup_kill_ms);
 }
 
 void server_fork_stop(ferry_server *s) {

@@ -81,6 +81,28 @@ void server_listen_accept(ferry_server *s) {
       }
       return;
     }
+    /* --allow is judged before the connection takes a handshake slot, so
+     * refused peers cannot evict allowed ones. */
+    if (s->cfg->allow && s->cfg->allow->n > 0 &&
+        !ferry_allow_fd(s->cfg->allow, fd)) {
+      int64_t now = ferry_now_ms();
+      if (s->refused_log_ms == 0 || now - s->refused_log_ms >= SERVER_REFUSED_LOG_MS) {
+        char peer[SERVER_PEER_MAX];
+        ferry_peer_name(fd, peer, sizeof peer);
+        if (s->refused_quiet)
+          ferry_warn("connection from %s refused: not in --allow (and %llu more "
+                     "since the last such line)",
+                     peer, (unsigned long long)s->refused_quiet);
+        else
+          ferry_warn("connection from %s refused: not in --allow", peer);
+        s->refused_log_ms = now;
+        s->refused_quiet = 0;
+      } else {
+        s->refused_quiet++;
+      }
+      close(fd);
+      continue;
+    }
     server_hs *h = free_slot(s);
     if (!h) { /* every slot parked: cannot happen while idle, but be safe */
       close(fd);
@@ -169,6 +191,10 @@ void server_listen_read(ferry_server *s, int i) {
   ssize_t n = recv(h->fd, buf, want, 0);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return;
+  /* TVM's client writes the magic, the key length and the key separately
+   * with Nagle on: acknowledge each at once (see ferry_tcp_quickack). */
+  if (n > 0)
+    ferry_tcp_quickack(h->fd);
   if (n <= 0) {
     ferry_info("%s closed the connection during the handshake", h->peer);
     hs_free(h);

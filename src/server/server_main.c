@@ -220,7 +220,7 @@ static void drain_signals(ferry_server *s) {
 }
 
 /* Indices into the pollfd array for each kind of descriptor. */
-enum { SLOT_SIG, SLOT_LISTEN, SLOT_TRACKER, SLOT_PROXY, SLOT_HS0 };
+enum { SLOT_SIG, SLOT_LISTEN, SLOT_TRACKER, SLOT_PROXY, SLOT_SESSION, SLOT_HS0 };
 
 static void run_loop(ferry_server *s) {
   struct pollfd pfd[SLOT_HS0 + SERVER_MAX_HANDSHAKES];
@@ -253,6 +253,11 @@ static void run_loop(ferry_server *s) {
       pfd[SLOT_TRACKER].fd = s->tracker.link.fd;
     if (s->proxy.state == SERVER_PROXY_WAITING)
       pfd[SLOT_PROXY].fd = s->proxy.fd;
+    /* The running session's socket, for the client's hang-up only: no
+     * POLLIN, so the parent never wakes for (or takes) the bytes the
+     * child reads.  POLLHUP and POLLERR are reported anyway. */
+    pfd[SLOT_SESSION].fd = server_fork_watch_fd(s);
+    pfd[SLOT_SESSION].events = POLLRDHUP;
 
     int timeout = -1;
     if (next >= 0) {
@@ -269,6 +274,10 @@ static void run_loop(ferry_server *s) {
       drain_signals(s);
     if (s->stopping)
       break;
+    if (pfd[SLOT_SESSION].fd >= 0 &&
+        (pfd[SLOT_SESSION].revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
+        pfd[SLOT_SESSION].fd == server_fork_watch_fd(s))
+      server_fork_client_gone(s);
     if (pfd[SLOT_LISTEN].fd >= 0 && pfd[SLOT_LISTEN].revents)
       server_listen_accept(s);
     for (int i = 0; i < SERVER_MAX_HANDSHAKES; i++)
@@ -313,6 +322,11 @@ int ferry_server_run(const ferry_server_config *cfg, char *err,
       int fl = fcntl(s->listen_fd, F_GETFL);
       fcntl(s->listen_fd, F_SETFL, fl | O_NONBLOCK);
       ferry_notice("listening on %s:%d", cfg->host, s->port);
+      if (cfg->allow && cfg->allow->n > 0) {
+        char list[1024];
+        ferry_allow_format(cfg->allow, list, sizeof list);
+        ferry_info("accepting clients from %s only (--allow)", list);
+      }
     }
   }
   if (rc == 0)

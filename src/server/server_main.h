@@ -12,10 +12,15 @@
 
 #include <stddef.h>
 
+#include "base/allow.h"
 #include "ferry/error.h"
 
 /* Longest device key accepted (match keys add a ~22-byte suffix). */
 #define FERRY_SERVER_MAX_DEVICE_KEY 256
+
+/* The largest default work quota (1 GiB): models and their parameters fit,
+ * a runaway client does not fill the board's storage. */
+#define FERRY_SERVER_DEFAULT_QUOTA ((int64_t)1 << 30)
 
 typedef struct ferry_server_config {
   const char *host;         /* bind address, or the proxy's with through_proxy */
@@ -31,7 +36,22 @@ typedef struct ferry_server_config {
   int no_fork;              /* run sessions in-process (debugging: no timeout, no isolation) */
   int handshake_ms;         /* deadline of a client handshake; <= 0: 10 s */
   double max_session_s;     /* server-side cap on every session; 0: none */
+  /* --allow: peers that may connect in listening mode; NULL or an empty
+   * list: everybody.  Not used with through_proxy (we dial out). */
+  const ferry_allow *allow;
+  /* --work-quota: bytes one session's folder may hold through uploads.
+   * < 0: the default, FERRY_SERVER_DEFAULT_QUOTA or half the free space
+   * of the work folder's file system at the session's start, whichever
+   * is smaller; 0: no quota. */
+  int64_t work_quota;
+  int testing;              /* --testing: offer TVM's rpc.test.* functions */
+  const char *allow_hop;    /* --allow-hop list; NULL: multi-hop sessions refused */
 } ferry_server_config;
+
+/* Checks an --allow-hop list: comma-separated HOST:PORT or HOST:* entries
+ * ([v6]:PORT for IPv6 literals).  FERRY_EINVAL with a message in why. */
+int ferry_server_allow_hop_check(const char *list, char *why,
+                                 size_t whycap) FERRY_MUST_CHECK;
 
 /* Runs the server until SIGTERM or SIGINT arrives, then kills a running
  * session, removes the folders it made and returns 0.  Returns an error

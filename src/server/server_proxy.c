@@ -133,6 +133,8 @@ void server_proxy_readable(ferry_server *s) {
   ssize_t n = recv(p->fd, buf, want, 0);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     return;
+  if (n > 0)
+    ferry_tcp_quickack(p->fd); /* as on a direct client's handshake */
   if (n <= 0) {
     ferry_warn("proxy %s:%d closed the registration; dialing again",
                s->cfg->host, s->cfg->port);

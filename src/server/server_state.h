@@ -23,6 +23,12 @@
 #define SERVER_KILL_GRACE_MS 200
 /* Accepting pauses this long when the process is out of descriptors. */
 #define SERVER_ACCEPT_PAUSE_MS 100
+/* A session whose client hung up gets this long to end by itself (it
+ * reads EOF at once unless its code is busy) before it is killed. */
+#define SERVER_HANGUP_GRACE_MS 500
+/* Connections refused by --allow are logged at most once per interval (the
+ * rest are counted), so that a stranger cannot fill the log. */
+#define SERVER_REFUSED_LOG_MS 1000
 /* Writing the timeout packet to a client that does not read is bounded. */
 #define SERVER_TIMEOUT_PACKET_MS 1000
 
@@ -47,6 +53,11 @@ typedef struct server_session {
   double timeout_s;         /* what the client asked for (for the message) */
   int timed_out;
   int64_t kill_at_ms;       /* SIGKILL escalation after SIGTERM; -1: none */
+  /* The client hung up (POLLRDHUP/POLLHUP/POLLERR on fd): the session is
+   * killed at hangup_kill_ms unless it ended by then.  -1: not seen. */
+  int64_t hangup_kill_ms;
+  int hung_up;              /* killed because the client had gone */
+  uint64_t quota;           /* work quota of this session; 0: none */
 } server_session;
 
 enum server_tracker_state {
@@ -89,6 +100,8 @@ typedef struct ferry_server {
   int base_dir_owned;       /* we made it: remove it at exit */
   int listen_fd;            /* -1 in proxy mode */
   int64_t accept_paused_until_ms; /* after EMFILE; 0: not paused */
+  int64_t refused_log_ms;   /* when a refusal by --allow was last logged */
+  uint64_t refused_quiet;   /* refusals not logged since */
   int port;                 /* bound port (or the proxy's) */
   int stopping;
   uint64_t sessions;        /* sessions started so far */
@@ -134,6 +147,11 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
 void server_fork_reap(ferry_server *s);
 /* Enforces the session timeout; returns the next deadline or -1. */
 int64_t server_fork_tick(ferry_server *s, int64_t now);
+/* The session socket to watch for the client's hang-up, or -1 (none
+ * running, --no-fork, or the hang-up was already seen). */
+int server_fork_watch_fd(const ferry_server *s);
+/* poll() reported the peer's hang-up on server_fork_watch_fd(). */
+void server_fork_client_gone(ferry_server *s);
 /* Kills a running session and waits for it (shutdown). */
 void server_fork_stop(ferry_server *s);
 /* Removes a folder tree without following symbolic links. */

@@ -4,6 +4,7 @@
 #include "server/session.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "base/bytes.h"
 #include "base/log.h"
@@ -144,11 +145,16 @@ static int init_server(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err 
                               &vals, &n, err);
   if (rc)
     return rc;
-  if (n != 0)
+  if (n != 0 && vals[0].kind == FERRY_KIND_STR && strcmp(vals[0].v.str.data, "rpc.Connect") == 0) {
+    rc = session_hop_connect(s, vals, n, err);
+    if (rc)
+      return rc;
+  } else if (n != 0) {
     return ferry_err_set(err, FERRY_EUNSUPPORTED,
                          "RPCError: session constructors (%s) are not supported by this "
-                         "server",
+                         "server (only rpc.Connect, with --allow-hop)",
                          vals[0].kind == FERRY_KIND_STR ? vals[0].v.str.data : "?");
+  }
   s->initialized = 1;
   /* An empty packed sequence: the one reply both dialects' clients accept
    * (§7.4); TVM <= 0.20 itself answers [4] (null). */
@@ -260,6 +266,9 @@ static int session_loop(ferry_session *s, ferry_err *err) {
       rc = s->io->write(s->io->ctx, s->tail, s->tail_len);
     if (rc)
       return ferry_err_set(err, rc, "writing the session: %s", ferry_strerror(rc));
+    /* rpc.Connect succeeded: from now on this server is a relay. */
+    if (s->hop_fd >= 0)
+      return session_hop_relay(s, err);
     /* A huge request or reply (upload, download) should not pin its
      * memory for the rest of the session. */
     if (s->out.cap > (1u << 20))
@@ -273,6 +282,7 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
                       ferry_err *err) {
   ferry_session s;
   memset(&s, 0, sizeof s);
+  s.hop_fd = -1;
   s.io = io;
   s.cfg = cfg;
   s.max_packet = cfg->max_packet ? cfg->max_packet : FERRY_SESSION_DEFAULT_MAX_PACKET;
@@ -286,12 +296,17 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
   s.max_packet_fn.call = max_packet_call;
 
   ferry_rt_options opt = {
-      .work_dir = cfg->work_dir, .preload = cfg->preload, .num_threads = cfg->num_threads};
+      .work_dir = cfg->work_dir,
+      .preload = cfg->preload,
+      .num_threads = cfg->num_threads,
+      .work_quota = cfg->work_quota};
   int rc = ferry_rt_open(&s.rt, &opt, err);
   if (!rc)
     rc = session_loop(&s, err);
   /* Handles first: they hold references into the runtime's modules and
    * storage, which ferry_rt_close frees. */
+  if (s.hop_fd >= 0)
+    close(s.hop_fd);
   ferry_handles_close(&s.handles);
   if (s.rt)
     ferry_rt_close(s.rt);

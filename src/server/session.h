@@ -35,6 +35,10 @@ typedef struct ferry_session_io {
   long (*read)(void *ctx, void *buf, size_t n);
   int (*write)(void *ctx, const void *buf, size_t n);
   void (*close)(void *ctx);
+  /* May be NULL: the descriptor read() reads from, so that a multi-hop
+   * session can poll it while relaying (without it rpc.Connect is
+   * refused). */
+  int (*fd)(void *ctx);
 } ferry_session_io;
 
 /* Ceiling on one packet (packet_nbytes, without the 8-byte prefix) when
@@ -58,6 +62,15 @@ typedef struct ferry_session_config {
    * passes to the runtime (which has its own, larger, ceilings); 0: only
    * the runtime's ceilings apply. */
   uint64_t max_alloc;
+  /* > 0: bytes the work folder may hold; uploads past it are refused
+   * (an exception naming the quota; the session goes on).  0: none. */
+  uint64_t work_quota;
+  /* Non-zero: offer the rpc.test.* functions TVM's RPC test suite calls
+   * (ferry server --testing; session_testing.c). */
+  int testing;
+  /* --allow-hop "HOST:PORT[,HOST:*...]": the next hops an rpc.Connect
+   * session constructor may dial (session_hop.c); NULL: multi-hop off. */
+  const char *allow_hop;
   /* Called once, when the session's dialect is known (may be NULL). */
   void (*on_dialect)(void *hook_ctx, enum ferry_dialect_id dialect);
   void *hook_ctx;

@@ -29,6 +29,7 @@ typedef struct ferry_session {
    * Valid until the reply is written. */
   const void *tail;
   size_t tail_len;
+  int hop_fd; /* multi-hop: the next hop's socket once connected; -1: none */
 } ferry_session;
 
 /* The dialect replies are encoded in: the detected one, classic before. */
@@ -97,6 +98,23 @@ int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *er
 int session_copy_to_target(ferry_session *s, const uint8_t *head, size_t head_len,
                            uint64_t payload_len, void **dst, ferry_err *err) FERRY_MUST_CHECK;
 int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+/* ---- multi-hop (session_hop.c) ------------------------------------------- */
+
+/* kInitServer with ["rpc.Connect", host, port, key, enable_logging, ...]:
+ * checks --allow-hop, dials, handshakes and starts the session on the next
+ * hop; on success s->hop_fd is its socket.  Errors are request errors. */
+int session_hop_connect(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+/* Relays bytes both ways between the client and s->hop_fd until one side
+ * closes; closes hop_fd.  FERRY_OK at a clean end. */
+int session_hop_relay(ferry_session *s, ferry_err *err) FERRY_MUST_CHECK;
+/* 1 when list ("HOST:PORT,HOST:*") names host (compared without case) and
+ * port; 0 otherwise, and for a NULL list. */
+int session_hop_allowed(const char *list, const char *host, int64_t port);
+
+/* --testing: the rpc.test.* functions of TVM's RPC test suite
+ * (session_testing.c).  *out carries one reference; FERRY_ENOTFOUND for
+ * any other name. */
+int session_testing_lookup(const char *name, ferry_func **out) FERRY_MUST_CHECK;
 int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int n,
                            ferry_err *err) FERRY_MUST_CHECK;
 
