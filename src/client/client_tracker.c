@@ -98,7 +98,7 @@ int ferry_client_connect_tracker(const char *tracker_host, int tracker_port, con
   int64_t dl = opts->timeout_ms > 0 ? ferry_now_ms() + opts->timeout_ms : -1;
   int grants_max = opts->max_retry > 0 ? opts->max_retry : 1;
   int grants = 0, breaks = 0;
-  char last[1024] = "";
+  char last[1280] = ""; /* room for "granted server: " + lerr */
   int rc = 0;
   ferry_tracker_link link;
   ferry_tracker_link_init(&link);
