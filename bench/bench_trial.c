@@ -184,6 +184,21 @@ static int write_once(int fd, const void *p, size_t n) {
   return ferry_write_full(fd, p, n, ferry_now_ms() + TRIAL_TIMEOUT_MS);
 }
 
+/* The first write of a message (its length), pushed onto the wire before
+ * the next write.  TVM's Python client leaves microseconds between the
+ * two writes, so the length leaves alone and the body then waits (Nagle)
+ * for its ACK.  Two writes back to back in C can instead be merged by the
+ * kernel's autocorking when the machine is busy, which hid the stall in
+ * some runs and not in others; toggling NODELAY pushes what is queued
+ * (and only that), so every run measures the same pattern. */
+static int write_first(int fd, const void *p, size_t n) {
+  int rc = write_once(fd, p, n);
+  int one = 1, zero = 0;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
+  return rc;
+}
+
 /* REQUEST on a fresh tracker connection, as TVM's request_remote: magic,
  * then [4, key, "", 1] as length and body in two writes. */
 static int tracker_request(int tport, ferry_tracker_grant *g, char *err, size_t cap) {
@@ -203,7 +218,7 @@ static int tracker_request(int tport, ferry_tracker_grant *g, char *err, size_t 
   uint8_t len[4];
   put_le32(len, (uint32_t)b.len);
   if (!rc)
-    rc = write_once(fd, len, 4);
+    rc = write_first(fd, len, 4);
   if (!rc)
     rc = write_once(fd, b.data, b.len);
   if (!rc)
@@ -244,7 +259,7 @@ static void *relay_up(void *arg) {
   uint8_t w[8];
   uint32_t keylen = 0;
   /* Handshake: magic, key length, key: three writes. */
-  if (!buf || read_n(r->app, w, 4) || write_once(r->net, w, 4) || read_n(r->app, w, 4) ||
+  if (!buf || read_n(r->app, w, 4) || write_first(r->net, w, 4) || read_n(r->app, w, 4) ||
       write_once(r->net, w, 4))
     goto out;
   keylen = get_le32(w);
@@ -253,7 +268,7 @@ static void *relay_up(void *arg) {
     goto out;
   /* Packets: u64 length, then the body (in 1 MiB pieces if larger). */
   for (;;) {
-    if (read_n(r->app, w, 8) || write_once(r->net, w, 8))
+    if (read_n(r->app, w, 8) || write_first(r->net, w, 8))
       break;
     uint64_t left = get_le64(w);
     while (left > 0) {
