@@ -66,9 +66,21 @@ typedef struct ferry_client_opts {
   /* Ceiling on one reply packet from the server (a downloaded file or a
    * tensor chunk).  Default 1 GiB. */
   uint64_t max_reply_bytes;
-  /* Tracker only: REQUEST attempts when the granted server refuses the
-   * match key (it rotated its key meanwhile).  Default 5, as TVM. */
+  /* Tracker only: grants to try when a granted server gives no session
+   * (it rotated its match key meanwhile, is gone, or hangs in the
+   * handshake).  Default 5, as TVM. */
   int max_retry;
+  /* Tracker only: how long to keep trying to reach the tracker itself
+   * (refused, unreachable, hung up), with back-off from 100 ms to 5 s;
+   * also bounded by timeout_ms.  <= 0: one try.  Default 60000, as TVM's
+   * connect_with_retry. */
+  int tracker_retry_ms;
+  /* Tracker only: deadline for the connect and handshake with a granted
+   * server, after which the tracker is asked again (within timeout_ms).
+   * <= 0: only timeout_ms.  Default 5000.  Direct and proxy connections
+   * use timeout_ms alone (a proxy holds the handshake until its server
+   * comes). */
+  int handshake_timeout_ms;
 } ferry_client_opts;
 
 void ferry_client_opts_init(ferry_client_opts *o);
@@ -97,7 +109,13 @@ int ferry_client_connect_fd(int fd, const char *key, const ferry_client_opts *op
  * queue until one is granted or opts->timeout_ms passes (FERRY_ETIMEDOUT:
  * unlike TVM's request, which waits forever), then connects to the granted
  * address with the match key.  A server behind a proxy is reached through
- * the proxy transparently.  Ownership as ferry_client_connect. */
+ * the proxy transparently.  Ownership as ferry_client_connect.
+ * Reaching the tracker is retried for opts->tracker_retry_ms; when it
+ * cannot be reached the code is FERRY_ECONNREFUSED, FERRY_ESYS (e.g. no
+ * route), FERRY_ETIMEDOUT or FERRY_ENOTFOUND (the name does not resolve),
+ * and a granted server that cannot be reached is never reported with the
+ * first three of these (FERRY_EIO instead), so a caller can tell which
+ * address to question. */
 int ferry_client_connect_tracker(const char *tracker_host, int tracker_port,
                                  const char *key, int priority,
                                  const ferry_client_opts *opts,

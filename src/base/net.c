@@ -7,6 +7,8 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -103,12 +105,32 @@ static int wait_fd(int fd, short events, int64_t deadline_ms) {
   }
 }
 
+/* "connection refused", "no answer within 500 ms", ...: strerror's text
+ * in lower case, as it reads in the middle of a sentence. */
+static void connect_reason(char *err, size_t errcap, int rc, int e, int timeout_ms) {
+  if (!err || errcap == 0)
+    return;
+  if (rc == FERRY_ETIMEDOUT) {
+    snprintf(err, errcap, "no answer within %d ms", timeout_ms);
+    return;
+  }
+  snprintf(err, errcap, "%s", strerror(e));
+  if (err[0] >= 'A' && err[0] <= 'Z' && !(err[1] >= 'A' && err[1] <= 'Z'))
+    err[0] = (char)(err[0] - 'A' + 'a');
+}
+
 int ferry_tcp_connect(const char *host, int port, int timeout_ms, int *fd,
                       char *err, size_t errcap) {
   struct addrinfo *res;
-  int rc = resolve(host, port, 0, &res, err, errcap);
-  if (rc)
+  char rerr[256];
+  int rc = resolve(host, port, 0, &res, rerr, sizeof rerr);
+  if (rc) {
+    /* resolve() names the host; the caller does too. */
+    const char *colon = strstr(rerr, "': ");
+    if (err && errcap)
+      snprintf(err, errcap, "the name does not resolve (%s)", colon ? colon + 3 : rerr);
     return rc;
+  }
   int64_t deadline = timeout_ms < 0 ? -1 : ferry_now_ms() + timeout_ms;
   rc = FERRY_ECONNREFUSED;
   int last_errno = ECONNREFUSED;
@@ -147,8 +169,9 @@ int ferry_tcp_connect(const char *host, int port, int timeout_ms, int *fd,
     close(s);
   }
   freeaddrinfo(res);
-  snprintf(err, errcap, "cannot connect to %s:%d: %s", host, port,
-           strerror(last_errno));
+  /* Only the reason: every caller says what it was connecting to and
+   * where (a tracker, a proxy, a server), which it alone knows. */
+  connect_reason(err, errcap, rc, last_errno, timeout_ms);
   return rc;
 }
 
@@ -203,8 +226,26 @@ void ferry_tcp_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* FERRY_NO_QUICKACK=1 in the environment turns ferry_tcp_quickack into a
+ * no-op, so that a benchmark can measure the delayed-ACK behaviour of
+ * TVM's own daemons with ferry's (bench/bench_trial.c).  Read once: the
+ * call sits on receive paths.  0 unread, 1 quick-ACK on, 2 off. */
+static _Atomic int quickack_state;
+
+static int quickack_enabled(void) {
+  int s = atomic_load_explicit(&quickack_state, memory_order_relaxed);
+  if (s == 0) {
+    const char *e = getenv("FERRY_NO_QUICKACK");
+    s = e && *e && strcmp(e, "0") != 0 ? 2 : 1;
+    atomic_store_explicit(&quickack_state, s, memory_order_relaxed);
+  }
+  return s == 1;
+}
+
 void ferry_tcp_quickack(int fd) {
 #ifdef TCP_QUICKACK
+  if (!quickack_enabled())
+    return;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 #else

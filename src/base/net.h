@@ -21,7 +21,8 @@ int ferry_tcp_listen(const char *host, int port, int port_end, int backlog,
 
 /* Connects with a deadline (timeout_ms < 0: wait forever).  Sets
  * TCP_NODELAY.  FERRY_ECONNREFUSED, FERRY_ETIMEDOUT, FERRY_NOTFOUND (name
- * does not resolve) or FERRY_ESYS, with a message in err. */
+ * does not resolve) or FERRY_ESYS, with the reason alone in err
+ * ("connection refused"): the caller says what it connected to. */
 int ferry_tcp_connect(const char *host, int port, int timeout_ms, int *fd,
                       char *err, size_t errcap) FERRY_MUST_CHECK;
 
@@ -43,7 +44,9 @@ void ferry_tcp_nodelay(int fd);
  * timer.  TVM's client writes a message's length and its body in two
  * writes with Nagle on, so its body waits for our ACK of the length: ~40 ms
  * a request unless we ACK at once.  Linux clears the flag as it pleases,
- * so a receiver sets it again after every read.  A no-op elsewhere. */
+ * so a receiver sets it again after every read.  A no-op elsewhere, and
+ * when the environment has FERRY_NO_QUICKACK set (to anything but "" or
+ * "0"; read at the first call): the benchmarks' delayed-ACK baseline. */
 void ferry_tcp_quickack(int fd);
 
 /* Textual "ip:port" of the peer of fd, for log lines. */

@@ -14,16 +14,60 @@ int cli_fail(const char *cmd, ferry_client *c, const char *what) {
   return 1;
 }
 
+/* What to try after a failed connect, by the address the user gave and
+ * the code (ferry_client_connect_tracker keeps the "cannot reach" codes
+ * for the tracker itself).  "" when the message says enough. */
+static const char *connect_hint(const cli_conn *conn, int rc) {
+  int unreachable = rc == FERRY_ECONNREFUSED || rc == FERRY_ESYS;
+  if (rc == FERRY_ENOTFOUND)
+    return conn->tracker ? " (check --tracker HOST:PORT)"
+                         : conn->proxy ? " (check --proxy HOST:PORT)" : " (check --host)";
+  if (conn->tracker) {
+    if (unreachable)
+      return " (is `ferry tracker` running there? check --tracker HOST:PORT)";
+    if (rc == FERRY_ETIMEDOUT)
+      return " (check --key; `ferry query --host HOST --port PORT` lists the tracker's "
+             "servers; --timeout waits longer)";
+    return "";
+  }
+  if (conn->proxy) {
+    if (unreachable)
+      return " (is `ferry proxy` running there? check --proxy HOST:PORT)";
+    if (rc == FERRY_ETIMEDOUT)
+      return " (the proxy pairs us once a server registers --key there; check --key, "
+             "--timeout waits longer)";
+    return "";
+  }
+  if (unreachable)
+    return " (is `ferry server` running there? check --host and --port)";
+  if (rc == FERRY_EMISMATCH)
+    return " (check --key: it must match the server's --key)";
+  if (rc == FERRY_ETIMEDOUT)
+    return " (is it a TVM RPC server? --timeout waits longer)";
+  return "";
+}
+
+static int seconds_ok(double s) { return s >= 0 && s <= 1e6; }
+
+static int to_ms(double s) {
+  int ms = (int)(s * 1000);
+  return s > 0 && ms == 0 ? 1 : ms;
+}
+
 int cli_connect(const char *cmd, const cli_conn *conn, ferry_client **out) {
   ferry_client_opts o;
   ferry_client_opts_init(&o);
-  if (!(conn->timeout >= 0) || conn->timeout > 1e6 || !(conn->session_timeout >= 0)) {
-    fprintf(stderr, "ferry %s: --timeout and --session-timeout take seconds >= 0\n", cmd);
+  if (!seconds_ok(conn->timeout) || !(conn->session_timeout >= 0) ||
+      !seconds_ok(conn->tracker_retry) || !seconds_ok(conn->handshake_timeout)) {
+    fprintf(stderr,
+            "ferry %s: --timeout, --session-timeout, --tracker-retry and "
+            "--handshake-timeout take seconds >= 0\n",
+            cmd);
     return 2;
   }
-  o.timeout_ms = (int)(conn->timeout * 1000);
-  if (conn->timeout > 0 && o.timeout_ms == 0)
-    o.timeout_ms = 1;
+  o.tracker_retry_ms = to_ms(conn->tracker_retry);
+  o.handshake_timeout_ms = to_ms(conn->handshake_timeout);
+  o.timeout_ms = to_ms(conn->timeout);
   o.session_timeout_s = conn->session_timeout;
   if (strcmp(conn->dialect, "classic") == 0) {
     o.dialect = FERRY_CLIENT_CLASSIC;
@@ -64,7 +108,7 @@ int cli_connect(const char *cmd, const cli_conn *conn, ferry_client **out) {
   else /* a proxy answers the same handshake as a server (§3.3) */
     rc = ferry_client_connect(host, port, conn->key, &o, out, err, sizeof err);
   if (rc) {
-    fprintf(stderr, "ferry %s: %s\n", cmd, err);
+    fprintf(stderr, "ferry %s: %s%s\n", cmd, err, connect_hint(conn, rc));
     return 1;
   }
   if (conn->verbose)

@@ -23,9 +23,11 @@ typedef struct cli_conn {
   double session_timeout; /* seconds: asks the server to end the session */
   const char *dialect;    /* "classic" (default) or "ffi" */
   int verbose;
+  double tracker_retry;     /* seconds: keep trying to reach the tracker */
+  double handshake_timeout; /* seconds: a granted server's handshake */
 } cli_conn;
 
-#define CLI_CONN_DEFAULTS {"127.0.0.1", 9090, NULL, NULL, "", 1, 60, 0, "classic", 0}
+#define CLI_CONN_DEFAULTS {"127.0.0.1", 9090, NULL, NULL, "", 1, 60, 0, "classic", 0, 60, 5}
 
 /* The option rows for a cli_conn named `conn`, to put at the head of each
  * command's option table. */
@@ -48,7 +50,11 @@ typedef struct cli_conn {
       {"dialect", FERRY_OPT_STRING, &(conn).dialect, "classic|ffi",           \
        "session dialect: classic (TVM <= 0.20, default) or ffi (TVM >= 0.21)"}, \
       {"verbose", FERRY_OPT_FLAG, &(conn).verbose, NULL,                      \
-       "say which server and dialect the session uses"}
+       "say which server and dialect the session uses"},                      \
+      {"tracker-retry", FERRY_OPT_DOUBLE, &(conn).tracker_retry, "SECONDS",   \
+       "keep trying to reach the tracker this long, with back-off (default 60; 0 = once)"}, \
+      {"handshake-timeout", FERRY_OPT_DOUBLE, &(conn).handshake_timeout, "SECONDS", \
+       "ask the tracker again when a granted server does not answer the handshake within this (default 5; 0 = only --timeout)"}
 
 /* Connects as the options say.  On failure prints "ferry <cmd>: ..." and
  * returns the exit status (1, or 2 for bad option values); 0 on success. */

@@ -39,7 +39,7 @@ int ferry_cmd_download(int argc, char **argv) {
   void *data = NULL;
   size_t len = 0;
   if (!status && ferry_client_download(c, name, &data, &len) != 0)
-    status = cli_fail("download", c, name);
+    status = cli_fail("download", c, "download failed"); /* the message names the file */
   if (!status)
     status = cli_write_file("download", out, data, len);
   free(data);

@@ -28,7 +28,7 @@ int ferry_cmd_upload(int argc, char **argv) {
   int status = cli_connect("upload", &conn, &c);
   for (int i = 1; i <= npos && !status; i++)
     if (ferry_client_upload_file(c, argv[i], name) != 0)
-      status = cli_fail("upload", c, argv[i]);
+      status = cli_fail("upload", c, "upload failed"); /* the message names the file */
   ferry_client_close(c);
   return status;
 }

@@ -132,9 +132,11 @@ void client_remote_unlink(ferry_remote *r);
 
 /* Opens a session: connects to host:port (or uses fd when >= 0, which it
  * then owns in every case), handshake with "client:<key>", kInitServer.
- * deadline_ms < 0: none. */
+ * The connect and the handshake end by hs_deadline_ms, kInitServer by
+ * deadline_ms (< 0: none; hs_deadline_ms is never later than deadline_ms
+ * when both are set). */
 int client_open(const char *host, int port, int fd, const char *key,
-                const ferry_client_opts *o, int64_t deadline_ms,
+                const ferry_client_opts *o, int64_t deadline_ms, int64_t hs_deadline_ms,
                 ferry_client **out, char *err, size_t errcap) FERRY_MUST_CHECK;
 
 #endif

@@ -38,8 +38,11 @@ static int64_t deadline(const ferry_client *c) {
 /* Transport failures end the session: the stream position is unknown. */
 static int broken(ferry_client *c, int rc, const char *what) {
   c->broken = 1;
+  if (rc == FERRY_ETIMEDOUT && strcmp(what, "waiting for a reply") == 0)
+    return client_fail(c, rc, "no reply from %s within %d ms (--timeout)", c->peer,
+                       c->opts.timeout_ms);
   if (rc == FERRY_ETIMEDOUT)
-    return client_fail(c, rc, "no reply from %s within %d ms while %s", c->peer,
+    return client_fail(c, rc, "%s stalled for %d ms while %s (--timeout)", c->peer,
                        c->opts.timeout_ms, what);
   if (rc == FERRY_ECLOSED)
     return client_fail(c, rc, "%s closed the session while %s", c->peer, what);

@@ -24,6 +24,8 @@ void ferry_client_opts_init(ferry_client_opts *o) {
   o->dialect = FERRY_CLIENT_CLASSIC;
   o->max_reply_bytes = (uint64_t)1 << 30;
   o->max_retry = 5;
+  o->tracker_retry_ms = 60000;
+  o->handshake_timeout_ms = 5000;
 }
 
 const char *ferry_client_dialect_name(enum ferry_client_dialect d) {
@@ -145,8 +147,8 @@ static void client_free(ferry_client *c) {
 }
 
 int client_open(const char *host, int port, int fd, const char *key,
-                const ferry_client_opts *o, int64_t dl, ferry_client **out, char *err,
-                size_t errcap) {
+                const ferry_client_opts *o, int64_t dl, int64_t hs_dl, ferry_client **out,
+                char *err, size_t errcap) {
   ferry_client *c = client_new(o);
   if (!c) {
     if (fd >= 0)
@@ -166,13 +168,13 @@ int client_open(const char *host, int port, int fd, const char *key,
     snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
   if (!rc && fd < 0) {
     char cerr[256] = "";
-    rc = ferry_tcp_connect(host, port, ms_left(dl), &c->fd, cerr, sizeof cerr);
+    rc = ferry_tcp_connect(host, port, ms_left(hs_dl), &c->fd, cerr, sizeof cerr);
     if (rc)
       client_fail(c, rc, "cannot connect to %s:%d: %s", host, port,
                   cerr[0] ? cerr : ferry_strerror(rc));
   }
   if (!rc)
-    rc = handshake(c, key ? key : "", dl);
+    rc = handshake(c, key ? key : "", hs_dl);
   if (!rc) {
     /* kInitServer's reply shares the connect deadline; later requests
      * each get the full timeout. */
@@ -204,8 +206,10 @@ int ferry_client_connect(const char *host, int port, const char *key,
                          const ferry_client_opts *opts, ferry_client **out, char *err,
                          size_t errcap) {
   int t = opts ? opts->timeout_ms : 60000;
-  return client_open(host, port, -1, key, opts, t > 0 ? ferry_now_ms() + t : -1, out, err,
-                     errcap);
+  int64_t dl = t > 0 ? ferry_now_ms() + t : -1;
+  /* No handshake deadline of its own here: a proxy holds the handshake
+   * until the server of the key arrives, and there is no second try. */
+  return client_open(host, port, -1, key, opts, dl, dl, out, err, errcap);
 }
 
 int ferry_client_connect_fd(int fd, const char *key, const ferry_client_opts *opts,
@@ -215,8 +219,8 @@ int ferry_client_connect_fd(int fd, const char *key, const ferry_client_opts *op
     return FERRY_EINVAL;
   }
   int t = opts ? opts->timeout_ms : 60000;
-  return client_open(NULL, 0, fd, key, opts, t > 0 ? ferry_now_ms() + t : -1, out, err,
-                     errcap);
+  int64_t dl = t > 0 ? ferry_now_ms() + t : -1;
+  return client_open(NULL, 0, fd, key, opts, dl, dl, out, err, errcap);
 }
 
 void ferry_client_close(ferry_client *c) {

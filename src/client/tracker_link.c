@@ -59,12 +59,12 @@ int ferry_tracker_link_connect(ferry_tracker_link *l, const char *host,
   if (rc == 0 && get_le32(m) != FERRY_RPC_TRACKER_MAGIC)
     rc = FERRY_EMAGIC;
   if (rc) {
+    /* Without the address: the caller of connect names it. */
     if (rc == FERRY_EMAGIC)
-      link_err(err, errcap, "%s is not an RPC tracker (wrong magic %02x%02x%02x%02x)",
-               l->peer, m[0], m[1], m[2], m[3]);
+      link_err(err, errcap, "the peer is not an RPC tracker (it answered the magic with %02x%02x%02x%02x)",
+               m[0], m[1], m[2], m[3]);
     else
-      link_err(err, errcap, "%s: tracker handshake failed: %s", l->peer,
-               ferry_strerror(rc));
+      link_err(err, errcap, "the tracker handshake failed: %s", ferry_strerror(rc));
     ferry_tracker_link_close(l);
   }
   return rc;

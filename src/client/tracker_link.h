@@ -33,7 +33,9 @@ void ferry_tracker_link_close(ferry_tracker_link *l);
 /* Connects and exchanges the tracker magic, all within timeout_ms.
  * FERRY_ECONNREFUSED / FERRY_ETIMEDOUT / FERRY_NOTFOUND / FERRY_ESYS from
  * the connect, FERRY_EMAGIC if the peer answers something else, FERRY_ECLOSED
- * if it hangs up.  On failure the link is closed. */
+ * if it hangs up.  On failure the link is closed.  The message in err
+ * does not repeat host:port (the caller names what it connected to); the
+ * later calls' messages start with l->peer. */
 int ferry_tracker_link_connect(ferry_tracker_link *l, const char *host,
                                int port, int timeout_ms, char *err,
                                size_t errcap) FERRY_MUST_CHECK;
