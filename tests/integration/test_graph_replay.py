@@ -161,7 +161,8 @@ def test_bad_graphs_and_params(spawn, testlib):
 def test_zero_copy_output_freed_then_get_output(spawn, testlib):
     """set_output_zero_copy(0, A); kDevFreeData(A); get_output(0, B): an
     exception that says the zero-copy tensor is gone (ferry used to copy
-    from the freed memory), and the session goes on."""
+    from the freed memory), and the session goes on.  kDevFreeData of the
+    executor's own storage is refused."""
     server = spawn("server", "--host", "127.0.0.1", "--port", "0")
     r = open_session(server.port)
     returned(call_global(r, "tvm.rpc.server.upload", [(11, b"testlib.so"), (12, testlib)]))
@@ -198,6 +199,15 @@ def test_zero_copy_output_freed_then_get_output(spawn, testlib):
     assert "zero-copy" in text, text
     r.send(3, struct.pack("<Q", run) + encode_seq([]))
     assert "zero-copy" in exception_text(r.recv())
+    # kDevFreeData of the executor's own output storage (the data pointer
+    # of the NDArray get_output(0) returns) is refused: freeing it used to
+    # leave the executor writing into freed memory at the next run.
+    r.send(3, struct.pack("<Q", get_out) + encode_seq([(0, 0)]))
+    tensors = [v for c, v in returned(r.recv()) if c == 7]
+    assert len(tensors) == 1 and tensors[0]["data"] != 0, tensors
+    r.send(14, encode_seq([(6, struct.pack("<ii", 1, 0)), (3, tensors[0]["data"])]))
+    text = exception_text(r.recv())
+    assert "storage of an NDArray" in text, text
     # The session goes on: a live tensor set again makes both work.
     c = alloc()
     r.send(3, struct.pack("<Q", set_out) + encode_seq([(0, 0), (7, c)]))

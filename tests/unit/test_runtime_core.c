@@ -107,6 +107,36 @@ static void alloc_and_ranges(void **state) {
   /* b stays allocated: ferry_rt_close must free it (LeakSanitizer). */
 }
 
+/* The storage of an NDArray (a graph executor's pool, a parameter, an
+ * array the client holds) cannot be freed by pointer (kDevFreeData): the
+ * array goes on using it, so that was a use after free.  Releasing the
+ * NDArray frees it. */
+static void ndarray_storage_is_not_freed_by_pointer(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_err_clear(&err);
+  DLDevice cpu = {kDLCPU, 0};
+  int64_t shape[1] = {16};
+  ferry_ndarray *nd;
+  assert_int_equal(ferry_ndarray_new(f->rt, 1, shape, (DLDataType){kDLFloat, 32, 1}, cpu, &nd,
+                                     &err),
+                   0);
+  void *data = nd->tensor.data;
+  assert_int_equal(ferry_rt_free(f->rt, cpu, data, &err), FERRY_EPERM);
+  assert_non_null(strstr(err.msg, "storage of an NDArray"));
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_check_range(f->rt, data, 64, &err), 0);
+  ((float *)data)[15] = 1.0f; /* still the array's */
+  ferry_obj_release(&nd->base);
+  assert_int_equal(ferry_rt_check_range(f->rt, data, 1, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  /* A raw allocation is still freed by pointer. */
+  void *raw;
+  assert_int_equal(ferry_rt_alloc(f->rt, cpu, 64, 64, (DLDataType){kDLFloat, 32, 1}, &raw, &err),
+                   0);
+  assert_int_equal(ferry_rt_free(f->rt, cpu, raw, &err), 0);
+}
+
 static void tensor_alloc_and_copy(void **state) {
   struct fixture *f = *state;
   ferry_err err;
@@ -471,6 +501,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(files_confined, setup, teardown),
       cmocka_unit_test_setup_teardown(random_fill_checks_range, setup, teardown),
       cmocka_unit_test_setup_teardown(random_fill_wide_elements, setup, teardown),
+      cmocka_unit_test_setup_teardown(ndarray_storage_is_not_freed_by_pointer, setup, teardown),
       cmocka_unit_test_setup_teardown(save_and_load_params, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
