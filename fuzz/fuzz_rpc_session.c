@@ -36,7 +36,8 @@
  * Bounded and deterministic: at most MAX_PACKETS requests per input and
  * MAX_HANDLES remembered handles (the oldest are kept); slot k is handle
  * k mod count, or the small number k itself while none is known (a forged
- * handle).  fuzz/gen_session_seeds.py writes the stateful seeds; run an
+ * handle).  A custom mutator moves, copies and deletes whole operations
+ * (see below).  fuzz/gen_session_seeds.py writes the stateful seeds; run an
  * input with FERRY_FUZZ_TRACE=1 in the environment to see each request
  * and the handles learned from each reply. */
 #include <stddef.h>
@@ -219,12 +220,14 @@ static int call_args(harness *h, ferry_buf *b) {
   return dialect(h)->encode_seq(b, vals, nargs);
 }
 
-/* Builds the next request into h->out; 0 when the operations are done. */
-static int next_request(harness *h) {
+/* Builds the operation at h->off into h->out (empty when the dialect
+ * cannot carry one of its values) and moves h->off past it.  How many
+ * bytes an operation takes depends on its bytes only, not on the handles
+ * known, which the custom mutator below relies on. */
+static void build_op(harness *h) {
   h->out.len = 0;
   h->out_off = 0;
-  while (h->off < h->n && h->packets < MAX_PACKETS) {
-    h->packets++;
+  {
     ferry_buf *b = &h->out;
     const ferry_dialect *d = dialect(h);
     size_t mark;
@@ -310,9 +313,19 @@ static int next_request(harness *h) {
     if (h->trace)
       fprintf(stderr, "request %d: op %d, %zu bytes%s\n", h->packets, op & 7, b->len,
               rc ? " (skipped)" : "");
-    if (b->len > 0)
+  }
+}
+
+/* Builds the next request into h->out; 0 when the operations are done. */
+static int next_request(harness *h) {
+  while (h->off < h->n && h->packets < MAX_PACKETS) {
+    h->packets++;
+    build_op(h);
+    if (h->out.len > 0)
       return 1;
   }
+  h->out.len = 0;
+  h->out_off = 0;
   return 0;
 }
 
@@ -405,6 +418,72 @@ static int mem_write(void *ctx, const void *buf, size_t n) {
 }
 
 static void on_dialect(void *ctx, enum ferry_dialect_id d) { ((harness *)ctx)->dialect = d; }
+
+/* ---- operation-level mutations ---------------------------------------------
+ * Byte-level mutations rarely move a whole operation, yet the bugs this
+ * target is for are orderings: a tensor freed before a later call reads
+ * it.  Half of the mutations of a stateful input therefore swap two
+ * operations, duplicate one elsewhere or delete one (boundaries found by
+ * building each operation, as the session would); the rest are
+ * libFuzzer's own. */
+
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
+
+/* Offsets where operations start (and the end), at most MAX_PACKETS + 1. */
+static size_t op_bounds(const uint8_t *data, size_t size, size_t *at) {
+  harness h;
+  memset(&h, 0, sizeof h);
+  h.in = data + 1;
+  h.n = size - 1;
+  ferry_buf_init(&h.out, 1 << 16);
+  size_t k = 0;
+  while (h.off < h.n && k < MAX_PACKETS) {
+    at[k++] = h.off + 1;
+    build_op(&h);
+  }
+  at[k] = (h.off < h.n ? h.off : h.n) + 1;
+  ferry_buf_close(&h.out);
+  return k;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
+  uint32_t r = seed * 2654435761u + 1;
+  if (size < 2 || !(data[0] & 0x80) || (r >> 31))
+    return LLVMFuzzerMutate(data, size, max_size);
+  static size_t at[MAX_PACKETS + 1];
+  size_t k = op_bounds(data, size, at);
+  if (k < 2)
+    return LLVMFuzzerMutate(data, size, max_size);
+  static uint8_t tmp[1 << 16];
+  if (size > sizeof tmp)
+    return LLVMFuzzerMutate(data, size, max_size);
+  size_t i = (r >> 8) % k, j = (r >> 16) % k;
+  size_t ilen = at[i + 1] - at[i];
+  switch ((r >> 4) & 3) {
+  case 0: /* swap operation i with the next one */
+    if (i + 1 < k) {
+      size_t nlen = at[i + 2] - at[i + 1];
+      memcpy(tmp, data + at[i + 1], nlen);
+      memcpy(tmp + nlen, data + at[i], ilen);
+      memcpy(data + at[i], tmp, nlen + ilen);
+      return size;
+    }
+    break;
+  case 1: /* delete operation i */
+    memmove(data + at[i], data + at[i + 1], size - at[i + 1]);
+    return size - ilen;
+  default: /* insert a copy of operation i before operation j */
+    if (size + ilen <= max_size) {
+      memcpy(tmp, data + at[i], ilen);
+      memmove(data + at[j] + ilen, data + at[j], size - at[j]);
+      memcpy(data + at[j], tmp, ilen);
+      return size + ilen;
+    }
+    break;
+  }
+  return LLVMFuzzerMutate(data, size, max_size);
+}
 
 static char work_dir[64];
 
