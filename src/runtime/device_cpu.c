@@ -48,6 +48,7 @@ static int table_insert(ferry_rt *rt, void *ptr, uint64_t size, ferry_err *err) 
   memmove(&rt->allocs[at + 1], &rt->allocs[at], (rt->nallocs - at) * sizeof rt->allocs[0]);
   rt->allocs[at].addr = (uintptr_t)ptr;
   rt->allocs[at].size = size;
+  rt->allocs[at].owned = 0;
   rt->nallocs++;
   rt->total_bytes += size;
   return FERRY_OK;
@@ -115,10 +116,9 @@ int ferry_rt_alloc_tensor(ferry_rt *rt, const DLTensor *tmpl, const char *scope,
   return ferry_rt_alloc(rt, tmpl->device, nbytes, align, tmpl->dtype, out, err);
 }
 
-int ferry_rt_free(ferry_rt *rt, DLDevice dev, void *ptr, ferry_err *err) {
-  int rc = ferry_rt_check_device(dev, err);
-  if (rc)
-    return rc;
+/* Removes ptr from the table and frees it.  allow_owned: 0 for a client's
+ * kDevFreeData, 1 for the NDArray that owns the memory. */
+static int rt_free(ferry_rt *rt, void *ptr, int allow_owned, ferry_err *err) {
   pthread_mutex_lock(&rt->lock);
   size_t at = upper_bound(rt, (uintptr_t)ptr);
   if (at == 0 || rt->allocs[at - 1].addr != (uintptr_t)ptr) {
@@ -127,12 +127,25 @@ int ferry_rt_free(ferry_rt *rt, DLDevice dev, void *ptr, ferry_err *err) {
                          "free of %p: not a live allocation of this session", ptr);
   }
   at--;
+  if (rt->allocs[at].owned && !allow_owned) {
+    pthread_mutex_unlock(&rt->lock);
+    return ferry_err_set(err, FERRY_EPERM,
+                         "free of %p: that memory is the storage of an NDArray (a graph "
+                         "executor's, a parameter's, or one the client holds); release the "
+                         "NDArray's handle instead",
+                         ptr);
+  }
   rt->total_bytes -= rt->allocs[at].size;
   memmove(&rt->allocs[at], &rt->allocs[at + 1], (rt->nallocs - at - 1) * sizeof rt->allocs[0]);
   rt->nallocs--;
   pthread_mutex_unlock(&rt->lock);
   free(ptr);
   return FERRY_OK;
+}
+
+int ferry_rt_free(ferry_rt *rt, DLDevice dev, void *ptr, ferry_err *err) {
+  int rc = ferry_rt_check_device(dev, err);
+  return rc ? rc : rt_free(rt, ptr, 0, err);
 }
 
 int ferry_rt_check_range(ferry_rt *rt, const void *ptr, uint64_t nbytes, ferry_err *err) {
@@ -233,7 +246,7 @@ static void ndarray_destroy(ferry_obj *o) {
   ferry_err ignored;
   ferry_err_clear(&ignored);
   if (nd->tensor.data != NULL)
-    if (ferry_rt_free(nd->rt, nd->tensor.device, nd->tensor.data, &ignored) != FERRY_OK) {
+    if (rt_free(nd->rt, nd->tensor.data, 1, &ignored) != FERRY_OK) {
       /* Already gone (the runtime was closed first): nothing to free. */
     }
   free(nd);
@@ -261,6 +274,11 @@ int ferry_ndarray_new(ferry_rt *rt, int ndim, const int64_t *shape, DLDataType d
     free(nd);
     return rc;
   }
+  /* From here on only the NDArray frees this memory (see owned). */
+  pthread_mutex_lock(&rt->lock);
+  size_t at = upper_bound(rt, (uintptr_t)nd->tensor.data);
+  rt->allocs[at - 1].owned = 1;
+  pthread_mutex_unlock(&rt->lock);
   *out = nd;
   return FERRY_OK;
 }

@@ -166,7 +166,11 @@ static int get_output_fn(ferry_graph_exec *ge, ferry_call *c) {
                                  c->err)))
     return rc;
   DLTensor src = ge->entries[e]->tensor;
-  src.data = ge->zc_data[e] ? ge->zc_data[e] : src.data;
+  void *data;
+  if ((rc = ferry_graph_entry_data(ge, e, &data, c->err)))
+    return rc;
+  src.data = data;
+  src.byte_offset = 0;
   return ferry_rt_copy_tensor(ge->rt, &src, out, c->err);
 }
 

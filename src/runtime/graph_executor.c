@@ -272,25 +272,44 @@ int ferry_graph_exec_create(ferry_rt *rt, const char *json, size_t json_len, fer
 
 /* ---- run ------------------------------------------------------------------------ */
 
-static void *entry_data(ferry_graph_exec *ge, uint32_t e) {
-  if (ge->zc_data[e])
-    return ge->zc_data[e];
-  const DLTensor *t = &ge->entries[e]->tensor;
-  return (char *)t->data + t->byte_offset;
+int ferry_graph_entry_data(ferry_graph_exec *ge, uint32_t e, void **out, ferry_err *err) {
+  if (ge->zc_data[e] == NULL) {
+    const DLTensor *t = &ge->entries[e]->tensor;
+    *out = (char *)t->data + t->byte_offset;
+    return FERRY_OK;
+  }
+  /* Zero-copy memory belongs to the client, who may have freed it (or
+   * freed it and allocated something smaller in its place) since it was
+   * set: it is checked against the allocation table at every use. */
+  int rc = ferry_rt_check_range(ge->rt, ge->zc_data[e], ge->g->entries[e].nbytes, NULL);
+  if (rc)
+    return ferry_err_set(err, rc,
+                         "graph: the zero-copy tensor of entry %u (%p, %llu bytes) is no "
+                         "longer a live allocation of this session: it was freed (set it "
+                         "again)",
+                         e, ge->zc_data[e], (unsigned long long)ge->g->entries[e].nbytes);
+  *out = ge->zc_data[e];
+  return FERRY_OK;
 }
 
 int ferry_graph_exec_run(ferry_graph_exec *ge, ferry_err *err) {
-  /* Zero-copy memory belongs to the client, who may have freed it. */
-  for (size_t e = 0; e < ge->g->nentries; e++)
-    if (ge->zc_data[e]) {
-      int rc = ferry_rt_check_range(ge->rt, ge->zc_data[e], ge->g->entries[e].nbytes, err);
-      if (rc)
-        return rc;
-    }
+  /* Every zero-copy entry is checked before the first operation runs, so
+   * that a freed one fails the run before any output is half written. */
+  for (size_t e = 0; e < ge->g->nentries; e++) {
+    void *p;
+    int rc = ferry_graph_entry_data(ge, (uint32_t)e, &p, err);
+    if (rc)
+      return rc;
+  }
   for (size_t i = 0; i < ge->nops; i++) {
     struct graph_op *op = &ge->ops[i];
-    for (uint32_t k = 0; k < op->nargs; k++)
-      op->targs[k].data = entry_data(ge, op->eids[k]);
+    /* Checked above; nothing between there and here frees memory. */
+    for (uint32_t k = 0; k < op->nargs; k++) {
+      uint32_t e = op->eids[k];
+      op->targs[k].data = ge->zc_data[e] ? ge->zc_data[e]
+                                         : (char *)ge->entries[e]->tensor.data +
+                                               ge->entries[e]->tensor.byte_offset;
+    }
     int rc = FERRY_OK;
     if (op->op == FERRY_GRAPH_COPY) {
       rc = ferry_rt_copy_tensor(ge->rt, &op->targs[0], &op->targs[1], err);

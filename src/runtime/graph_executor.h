@@ -34,9 +34,10 @@ typedef struct ferry_graph_exec {
   size_t ndevs;
   ferry_ndarray **pool;    /* nstorage owned arrays */
   ferry_ndarray **entries; /* nentries owned views (or shared arrays) */
-  /* Zero-copy overrides: the data pointer run() uses for an entry instead
-   * of entries[e]'s, re-checked against the allocation table before every
-   * run because the client may have freed it since. */
+  /* Zero-copy overrides: the data pointer used for an entry instead of
+   * entries[e]'s.  The client may free that memory at any time, so it is
+   * read only through ferry_graph_entry_data, which re-checks it against
+   * the allocation table at every use (run, get_output into a tensor). */
   void **zc_data;
   struct graph_op *ops;
   size_t nops;
@@ -54,6 +55,12 @@ int ferry_graph_exec_run(ferry_graph_exec *ge, ferry_err *err) FERRY_MUST_CHECK;
 /* The executor inside m, or NULL. */
 ferry_graph_exec *ferry_graph_exec_cast(ferry_module *m);
 
+/* The data of entry e: the zero-copy tensor's when one is set (after
+ * checking that it is still a live allocation of the session), else the
+ * executor's own storage.  On error *out is unchanged and err says that
+ * the client freed the tensor. */
+int ferry_graph_entry_data(ferry_graph_exec *ge, uint32_t e, void **out,
+                           ferry_err *err) FERRY_MUST_CHECK;
 /* Input index of a name, or -1. */
 int64_t ferry_graph_input_index(const ferry_graph_exec *ge, const char *name);
 /* Entry id of input i (< narg_nodes) / output i (< nheads). */

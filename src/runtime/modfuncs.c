@@ -103,6 +103,12 @@ static uint64_t next_random(uint64_t *s) {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
+/* Fills the tensor like TVM: floats uniform in [1, 10), integers in
+ * [1, 10].  The element width comes from the client (any bits, any lanes),
+ * so every write is sized by the element, never by the 8-byte random
+ * value: an integer wider than 64 bits gets its value in the low 8 bytes
+ * (little-endian host) and zeros above; float16, bfloat16, float128,
+ * sub-byte and odd widths get random bytes over the whole tensor. */
 static int random_fill_fn(ferry_call *c) {
   DLTensor *t;
   uint64_t n;
@@ -116,26 +122,31 @@ static int random_fill_fn(ferry_call *c) {
   uint64_t s = ((uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull + (uint64_t)(uintptr_t)t) | 1;
   char *p = (char *)t->data + t->byte_offset;
   unsigned bits = t->dtype.bits;
-  uint64_t count = bits ? n * 8 / bits : 0;
-  /* Like TVM: floats uniform in [1, 10), integers in [1, 10]. */
-  for (uint64_t i = 0; i < count; i++) {
+  int is_int = t->dtype.code == kDLInt || t->dtype.code == kDLUInt;
+  int is_float = t->dtype.code == kDLFloat && (bits == 32 || bits == 64);
+  if (bits == 0 || bits % 8 != 0 || !(is_int || is_float)) {
+    for (uint64_t k = 0; k < n; k++)
+      p[k] = (char)next_random(&s);
+    return FERRY_OK;
+  }
+  /* One lane is w bytes and n is a whole number of lanes here, since
+   * ferry_tensor_nbytes rounds bits * lanes up to bytes and bits is a
+   * multiple of 8. */
+  uint64_t w = bits / 8;
+  for (uint64_t off = 0; off + w <= n; off += w) {
     uint64_t r = next_random(&s);
     double u = (double)(r >> 11) / 9007199254740992.0;
-    if (t->dtype.code == kDLFloat && bits == 32) {
+    if (is_float && bits == 32) {
       float v = (float)(1.0 + 9.0 * u);
-      memcpy(p + i * 4, &v, 4);
-    } else if (t->dtype.code == kDLFloat && bits == 64) {
+      memcpy(p + off, &v, 4);
+    } else if (is_float) {
       double v = 1.0 + 9.0 * u;
-      memcpy(p + i * 8, &v, 8);
-    } else if ((t->dtype.code == kDLInt || t->dtype.code == kDLUInt) && bits >= 8) {
-      int64_t v = 1 + (int64_t)(r % 10);
-      memcpy(p + i * (bits / 8), &v, bits / 8); /* little-endian host */
+      memcpy(p + off, &v, 8);
     } else {
-      /* Other types (float16, bfloat16, sub-byte): random bytes. */
-      memcpy(p, &r, n < 8 ? n : 8);
-      for (uint64_t k = 0; k < n; k++)
-        p[k] = (char)next_random(&s);
-      break;
+      uint64_t v = 1 + r % 10;
+      memcpy(p + off, &v, w < 8 ? w : 8);
+      if (w > 8)
+        memset(p + off + 8, 0, w - 8);
     }
   }
   return FERRY_OK;

@@ -14,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ferry/tvm_ffi_abi.h"
 #include "runtime/rt_internal.h"
+#include "wire/elf_check.h"
 
 #define LIB_MAGIC 0x6c696246u /* tells our library modules from other pointers */
 #define SYSLIB_CACHE 8
@@ -302,19 +305,48 @@ static int is_pointer_variable(void *p) {
   return (type == STT_OBJECT || type == STT_COMMON) && sym->st_size >= sizeof(void *);
 }
 
+/* Runs the ELF check of wire/elf_check.h over the file before dlopen
+ * maps it: a library cut short would otherwise kill the session with
+ * SIGBUS inside dlopen instead of answering with an error.  The file is
+ * mapped read-only and only the fstat size is read, so the check itself
+ * touches no page past the end. */
 static int check_elf(const char *path, const char *name, ferry_err *err) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return ferry_err_set(err, FERRY_EIO, "cannot open %s: %s", name, strerror(errno));
-  unsigned char hdr[EI_NIDENT];
-  ssize_t n = read(fd, hdr, sizeof hdr);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return ferry_err_set(err, FERRY_EIO, "cannot load %s: %s", name, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > FERRY_RT_MAX_FILE) {
+    close(fd);
+    return ferry_err_set(err, FERRY_EDLOPEN,
+                         "cannot load %s: not a regular file of at most %llu bytes", name,
+                         (unsigned long long)FERRY_RT_MAX_FILE);
+  }
+  size_t len = (size_t)st.st_size;
+  const uint8_t *p = (const uint8_t *)"";
+  void *map = NULL;
+  if (len > 0) {
+    map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      int e = errno;
+      close(fd);
+      return ferry_err_set(err, FERRY_EIO, "cannot load %s: mmap: %s", name, strerror(e));
+    }
+    p = map;
+  }
   close(fd);
-  if (n != (ssize_t)sizeof hdr || memcmp(hdr, ELFMAG, SELFMAG) != 0)
-    return ferry_err_set(err, FERRY_EDLOPEN,
-                         "cannot load %s: not a shared library (no ELF header)", name);
-  if (hdr[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32))
-    return ferry_err_set(err, FERRY_EDLOPEN,
-                         "cannot load %s: ELF class does not match this server", name);
+  ferry_elf_target host;
+  ferry_elf_host_target(&host);
+  char why[256];
+  int rc = ferry_elf_check(p, len, &host, why, sizeof why);
+  if (map)
+    munmap(map, len);
+  if (rc)
+    return ferry_err_set(err, FERRY_EDLOPEN, "cannot load %s: %s", name, why);
   return FERRY_OK;
 }
 

@@ -22,6 +22,10 @@
 struct ferry_alloc_entry {
   uintptr_t addr;
   uint64_t size; /* at least 1 so that ranges are never empty */
+  /* 1: the storage of an NDArray (ferry_ndarray_new), freed only when the
+   * NDArray is destroyed; kDevFreeData of it is refused, since the array
+   * (a graph executor's pool, a parameter) goes on using the memory. */
+  int owned;
 };
 
 struct ferry_rt {

@@ -47,6 +47,10 @@ int ferry_rt_alloc(ferry_rt *rt, DLDevice dev, uint64_t nbytes, uint64_t align,
  * NULL, "" or "global". */
 int ferry_rt_alloc_tensor(ferry_rt *rt, const DLTensor *tmpl, const char *scope,
                           void **out, ferry_err *err) FERRY_MUST_CHECK;
+/* Frees a buffer of ferry_rt_alloc / ferry_rt_alloc_tensor (kDevFreeData).
+ * FERRY_EBADHANDLE when ptr is not the start of a live allocation, FERRY_EPERM
+ * when it is the storage of an NDArray (which must be released through its
+ * handle instead); the memory is untouched then. */
 int ferry_rt_free(ferry_rt *rt, DLDevice dev, void *ptr, ferry_err *err) FERRY_MUST_CHECK;
 /* FERRY_OK when [ptr, ptr+nbytes) lies inside one live allocation of this
  * runtime (including NDArray storage); FERRY_EBADHANDLE with a message

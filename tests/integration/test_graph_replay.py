@@ -158,6 +158,68 @@ def test_bad_graphs_and_params(spawn, testlib):
     no_sanitizer_reports(server)
 
 
+def test_zero_copy_output_freed_then_get_output(spawn, testlib):
+    """set_output_zero_copy(0, A); kDevFreeData(A); get_output(0, B): an
+    exception that says the zero-copy tensor is gone (ferry used to copy
+    from the freed memory), and the session goes on.  kDevFreeData of the
+    executor's own storage is refused."""
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    r = open_session(server.port)
+    returned(call_global(r, "tvm.rpc.server.upload", [(11, b"testlib.so"), (12, testlib)]))
+    (_, _), (_, lib) = returned(call_global(r, "tvm.rpc.server.load_module",
+                                            [(11, b"testlib.so")]))
+    (_, kind), (_, ge) = returned(call_global(
+        r, "tvm.graph_executor.create", [(11, graph()), (9, lib), (0, 1), (0, 0)]))
+    assert kind == 9
+    r.send(9, encode_seq([(11, b"tvm.rpc.server.ModuleGetFunction")]))
+    (_, mgf), = decode_seq(r.recv()[1])[0]
+
+    def method(name):
+        r.send(3, struct.pack("<Q", mgf) + encode_seq([(9, ge), (11, name), (15, 1)]))
+        (_, kind), (_, f) = returned(r.recv())
+        assert kind == 10
+        return f
+
+    def alloc():
+        tmpl = {"data": 0, "dev": (1, 0), "dtype": (2, 32, 1), "shape": [3, 4],
+                "byte_offset": 0}
+        r.send(17, encode_seq([(7, tmpl), (4, None)]))
+        (_, ptr), = returned(r.recv())
+        return dict(tmpl, data=ptr)
+
+    set_out, get_out, run = (method(n) for n in
+                             (b"set_output_zero_copy", b"get_output", b"run"))
+    a, b = alloc(), alloc()
+    r.send(3, struct.pack("<Q", set_out) + encode_seq([(0, 0), (7, a)]))
+    returned(r.recv())
+    r.send(14, encode_seq([(6, struct.pack("<ii", 1, 0)), (3, a["data"])]))
+    returned(r.recv())
+    r.send(3, struct.pack("<Q", get_out) + encode_seq([(0, 0), (7, b)]))
+    text = exception_text(r.recv())
+    assert "zero-copy" in text, text
+    r.send(3, struct.pack("<Q", run) + encode_seq([]))
+    assert "zero-copy" in exception_text(r.recv())
+    # kDevFreeData of the executor's own output storage (the data pointer
+    # of the NDArray get_output(0) returns) is refused: freeing it used to
+    # leave the executor writing into freed memory at the next run.
+    r.send(3, struct.pack("<Q", get_out) + encode_seq([(0, 0)]))
+    tensors = [v for c, v in returned(r.recv()) if c == 7]
+    assert len(tensors) == 1 and tensors[0]["data"] != 0, tensors
+    r.send(14, encode_seq([(6, struct.pack("<ii", 1, 0)), (3, tensors[0]["data"])]))
+    text = exception_text(r.recv())
+    assert "storage of an NDArray" in text, text
+    # The session goes on: a live tensor set again makes both work.
+    c = alloc()
+    r.send(3, struct.pack("<Q", set_out) + encode_seq([(0, 0), (7, c)]))
+    returned(r.recv())
+    r.send(3, struct.pack("<Q", run) + encode_seq([]))
+    returned(r.recv())
+    r.send(3, struct.pack("<Q", get_out) + encode_seq([(0, 0), (7, b)]))
+    returned(r.recv())
+    r.sock.close()
+    no_sanitizer_reports(server)
+
+
 # ---- a library carrying a GraphExecutorFactory (what export_library writes) ----
 
 def dmlc_str(b):

@@ -365,6 +365,54 @@ static void test_zero_copy(void **state) {
   ferry_obj_release(&m->base);
 }
 
+/* Every path that reads a zero-copy tensor checks that the client has not
+ * freed it: get_output(i, out) after the output tensor was freed refuses
+ * (it used to copy from freed memory), as does run; a tensor set again
+ * makes both work. */
+static void test_zero_copy_freed(void **state) {
+  struct fixture *fx = *state;
+  size_t len;
+  ferry_module *m = create(fx, golden_json(&len), 1);
+  ferry_ndarray *x = array(fx, 3, 4, 3.0f), *out = array(fx, 3, 4, 0.0f);
+  ferry_ndarray *dst = array(fx, 3, 4, 0.0f);
+  ferry_value a[2] = {str("x"), obj(FERRY_KIND_NDARRAY, x)};
+  ferry_call c;
+  assert_int_equal(mcall(fx, m, "set_input", a, 2, &c), 0);
+  ferry_call_close(&c);
+  a[0] = i64(0);
+  a[1] = obj(FERRY_KIND_NDARRAY, out);
+  assert_int_equal(mcall(fx, m, "set_output_zero_copy", a, 2, &c), 0);
+  ferry_call_close(&c);
+  run(fx, m);
+  a[1] = obj(FERRY_KIND_NDARRAY, dst);
+  assert_int_equal(mcall(fx, m, "get_output", a, 2, &c), 0);
+  ferry_call_close(&c);
+  assert_true(((float *)dst->tensor.data)[0] == 8.0f);
+  /* The client frees the zero-copy output, then asks for it. */
+  ferry_obj_release(&out->base);
+  ((float *)dst->tensor.data)[0] = -1.0f;
+  assert_int_equal(mcall(fx, m, "get_output", a, 2, &c), FERRY_EBADHANDLE);
+  assert_non_null(strstr(fx->err.msg, "zero-copy"));
+  ferry_call_close(&c);
+  assert_true(((float *)dst->tensor.data)[0] == -1.0f);
+  assert_int_equal(mcall(fx, m, "run", NULL, 0, &c), FERRY_EBADHANDLE);
+  ferry_call_close(&c);
+  /* Setting a live tensor again repairs the executor. */
+  out = array(fx, 3, 4, 0.0f);
+  a[1] = obj(FERRY_KIND_NDARRAY, out);
+  assert_int_equal(mcall(fx, m, "set_output_zero_copy", a, 2, &c), 0);
+  ferry_call_close(&c);
+  run(fx, m);
+  a[1] = obj(FERRY_KIND_NDARRAY, dst);
+  assert_int_equal(mcall(fx, m, "get_output", a, 2, &c), 0);
+  ferry_call_close(&c);
+  assert_true(((float *)dst->tensor.data)[0] == 8.0f);
+  ferry_obj_release(&out->base);
+  ferry_obj_release(&dst->base);
+  ferry_obj_release(&x->base);
+  ferry_obj_release(&m->base);
+}
+
 static void test_bad_create(void **state) {
   struct fixture *fx = *state;
   size_t len;
@@ -517,6 +565,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
       cmocka_unit_test_setup_teardown(test_params, setup, teardown),
       cmocka_unit_test_setup_teardown(test_zero_copy, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_zero_copy_freed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_create, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shared_storage, setup, teardown),
       cmocka_unit_test_setup_teardown(test_factory, setup, teardown),

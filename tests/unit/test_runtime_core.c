@@ -107,6 +107,36 @@ static void alloc_and_ranges(void **state) {
   /* b stays allocated: ferry_rt_close must free it (LeakSanitizer). */
 }
 
+/* The storage of an NDArray (a graph executor's pool, a parameter, an
+ * array the client holds) cannot be freed by pointer (kDevFreeData): the
+ * array goes on using it, so that was a use after free.  Releasing the
+ * NDArray frees it. */
+static void ndarray_storage_is_not_freed_by_pointer(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_err_clear(&err);
+  DLDevice cpu = {kDLCPU, 0};
+  int64_t shape[1] = {16};
+  ferry_ndarray *nd;
+  assert_int_equal(ferry_ndarray_new(f->rt, 1, shape, (DLDataType){kDLFloat, 32, 1}, cpu, &nd,
+                                     &err),
+                   0);
+  void *data = nd->tensor.data;
+  assert_int_equal(ferry_rt_free(f->rt, cpu, data, &err), FERRY_EPERM);
+  assert_non_null(strstr(err.msg, "storage of an NDArray"));
+  ferry_err_clear(&err);
+  assert_int_equal(ferry_rt_check_range(f->rt, data, 64, &err), 0);
+  ((float *)data)[15] = 1.0f; /* still the array's */
+  ferry_obj_release(&nd->base);
+  assert_int_equal(ferry_rt_check_range(f->rt, data, 1, &err), FERRY_EBADHANDLE);
+  ferry_err_clear(&err);
+  /* A raw allocation is still freed by pointer. */
+  void *raw;
+  assert_int_equal(ferry_rt_alloc(f->rt, cpu, 64, 64, (DLDataType){kDLFloat, 32, 1}, &raw, &err),
+                   0);
+  assert_int_equal(ferry_rt_free(f->rt, cpu, raw, &err), 0);
+}
+
 static void tensor_alloc_and_copy(void **state) {
   struct fixture *f = *state;
   ferry_err err;
@@ -349,6 +379,50 @@ static void random_fill_checks_range(void **state) {
   ferry_obj_release(&nd->base);
 }
 
+/* Elements wider than 64 bits (int128, uint96, int128x2, float128) are
+ * filled without reading past the 8-byte random value: integers get 1..10
+ * in their low 8 bytes and zeros above, other types random bytes. */
+static void random_fill_wide_elements(void **state) {
+  struct fixture *f = *state;
+  ferry_err err;
+  ferry_call c;
+  DLDevice cpu = {kDLCPU, 0};
+  static const DLDataType types[] = {
+      {kDLInt, 128, 1}, {kDLUInt, 96, 1}, {kDLInt, 128, 2}, {kDLFloat, 128, 1},
+      {kDLInt, 64, 4},  {kDLFloat, 32, 3}, {kDLInt, 255, 1}, {kDLBfloat, 16, 5}};
+  for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    int64_t shape[1] = {7};
+    ferry_ndarray *nd;
+    ferry_err_clear(&err);
+    assert_int_equal(ferry_ndarray_new(f->rt, 1, shape, types[t], cpu, &nd, &err), 0);
+    uint64_t n;
+    assert_int_equal(ferry_tensor_nbytes(&nd->tensor, &n), 0);
+    memset(nd->tensor.data, 0xAB, n);
+    ferry_value a = {.kind = FERRY_KIND_TENSOR, .v.tensor = &nd->tensor};
+    assert_int_equal(call_global(f->rt, "tvm.contrib.random.random_fill", &a, 1, &c, &err), 0);
+    ferry_call_close(&c);
+    const uint8_t *p = nd->tensor.data;
+    unsigned bits = types[t].bits;
+    if (types[t].code != kDLFloat && types[t].code != kDLBfloat && bits % 8 == 0) {
+      size_t w = bits / 8;
+      for (uint64_t off = 0; off < n; off += w) {
+        uint64_t lo = 0;
+        memcpy(&lo, p + off, w < 8 ? w : 8);
+        assert_true(lo >= 1 && lo <= 10);
+        for (size_t k = 8; k < w; k++)
+          assert_int_equal(p[off + k], 0);
+      }
+    } else if (types[t].code == kDLFloat && bits == 32) {
+      for (uint64_t off = 0; off < n; off += 4) {
+        float v;
+        memcpy(&v, p + off, 4);
+        assert_true(v >= 1.0f && v < 10.0f);
+      }
+    }
+    ferry_obj_release(&nd->base);
+  }
+}
+
 static void save_and_load_params(void **state) {
   struct fixture *f = *state;
   ferry_err err;
@@ -426,6 +500,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(files_roundtrip, setup, teardown),
       cmocka_unit_test_setup_teardown(files_confined, setup, teardown),
       cmocka_unit_test_setup_teardown(random_fill_checks_range, setup, teardown),
+      cmocka_unit_test_setup_teardown(random_fill_wide_elements, setup, teardown),
+      cmocka_unit_test_setup_teardown(ndarray_storage_is_not_freed_by_pointer, setup, teardown),
       cmocka_unit_test_setup_teardown(save_and_load_params, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -398,10 +398,12 @@ static void section_table_edge_cases(void **state) {
   ferry_value a2[2] = {i64(2), i64(40)};
   expect_int(fx, m, "add_i64", a2, 2, 42);
   ferry_obj_release(&m->base);
-  /* A section table pointing past the file is refused with a message. */
+  /* A section table pointing past the file is refused with a message (by
+   * the ELF check before dlopen, wire/elf_check.c). */
   put_model_as(fx, "ffi_badslot.so", "badshoff.so", bad_section_offset);
   assert_int_equal(load_uploaded(fx, "badshoff.so", &m), FERRY_EDLOPEN);
-  assert_string_equal(fx->err.msg, "cannot load badshoff.so: unreadable ELF section table");
+  assert_non_null(strstr(fx->err.msg, "cannot load badshoff.so: truncated ELF: section header "
+                                      "table ends at byte"));
 }
 
 static void library_bin_kind_is_bounded(void **state) {
