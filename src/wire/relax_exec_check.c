@@ -85,27 +85,24 @@ static size_t instr_len(const ferry_relax_exec *x, size_t off, const char **why)
   }
 }
 
+/* instr_offset: every offset inside the code and strictly above the one
+ * before it, so instruction pc owns the words [offset[pc], limit(pc)). */
 static int check_layout(vstate *v) {
   const ferry_relax_exec *x = v->x;
   for (size_t i = 0; i < x->ninstrs; i++) {
     int64_t off = x->instr_offset[i];
-    int64_t limit = i + 1 < x->ninstrs ? x->instr_offset[i + 1] : (int64_t)x->nwords;
     if (off < 0 || off >= (int64_t)x->nwords)
       return vfail(v, "instruction %zu: offset %lld outside the %zu code words", i,
                    (long long)off, x->nwords);
-    if (limit <= off || limit > (int64_t)x->nwords)
-      return vfail(v, "instruction %zu: offset %lld is not below the next one (%lld)", i,
-                   (long long)off, (long long)limit);
-    const char *why = "";
-    size_t n = instr_len(x, (size_t)off, &why);
-    if (n == 0)
-      return vfail(v, "instruction %zu (word %lld): %s (opcode %lld)", i, (long long)off, why,
-                   (long long)x->instr_data[off]);
-    if (n > (size_t)(limit - off))
-      return vfail(v, "instruction %zu (word %lld): %zu words overrun the next instruction", i,
-                   (long long)off, n);
+    if (i > 0 && off <= x->instr_offset[i - 1])
+      return vfail(v, "instruction %zu: offset %lld is not above the one before (%lld)", i,
+                   (long long)off, (long long)x->instr_offset[i - 1]);
   }
   return FERRY_OK;
+}
+
+static int64_t instr_limit(const ferry_relax_exec *x, int64_t pc) {
+  return (size_t)pc + 1 < x->ninstrs ? x->instr_offset[pc + 1] : (int64_t)x->nwords;
 }
 
 /* Orders function-table entries by name; sorting pointers into the table
@@ -247,7 +244,14 @@ static int check_body(vstate *v, size_t fi) {
   const ferry_relax_exec *x = v->x;
   const ferry_relax_func *f = &x->funcs[fi];
   for (int64_t pc = f->start_instr; pc < f->end_instr; pc++) {
-    const int64_t *w = &x->instr_data[x->instr_offset[pc]];
+    int64_t off = x->instr_offset[pc];
+    const char *why = "";
+    size_t n = instr_len(x, (size_t)off, &why);
+    if (n == 0)
+      return ifail(v, fi, pc, "%s (opcode word %lld)", why, (long long)x->instr_data[off]);
+    if ((int64_t)n > instr_limit(x, pc) - off)
+      return ifail(v, fi, pc, "its %zu words run into the next instruction or past the code", n);
+    const int64_t *w = &x->instr_data[off];
     int rc = FERRY_OK;
     switch (w[0]) {
     case FERRY_RELAX_OP_CALL:
