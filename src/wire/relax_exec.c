@@ -139,7 +139,7 @@ static int params_reserve(ferry_relax_exec *x, size_t *cap, size_t used, size_t 
 
 static int parse_funcs(pstate *st, ferry_relax_exec *x) {
   x->off_funcs = st->s.pos;
-  size_t n;
+  size_t n = 0;
   int rc = rd_count(st, "function count", FERRY_RELAX_MAX_FUNCS, FUNC_MIN_BYTES, &n);
   if (rc)
     return rc;
@@ -178,7 +178,7 @@ static int parse_scopes(pstate *st, ferry_relax_exec *x) {
   x->off_scopes = st->s.pos;
   if (x->magic != FERRY_RELAX_MAGIC_V2)
     return FERRY_OK; /* the section exists only under the V2 magic */
-  size_t n;
+  size_t n = 0;
   int rc = rd_count(st, "memory-scope count", FERRY_RELAX_MAX_SCOPES, 16, &n);
   if (rc)
     return rc;
@@ -281,7 +281,7 @@ static int parse_const(pstate *st, ferry_relax_exec *x, size_t idx) {
     return FERRY_OK;
   }
   case FERRY_RELAX_CONST_SHAPE: {
-    size_t n;
+    size_t n = 0;
     if ((rc = rd_count(st, "shape constant ndim", FERRY_RELAX_MAX_SHAPE_NDIM, 8, &n)))
       return rc;
     const uint8_t *p = NULL;
@@ -307,7 +307,7 @@ static int parse_const(pstate *st, ferry_relax_exec *x, size_t idx) {
 
 static int parse_consts(pstate *st, ferry_relax_exec *x) {
   x->off_consts = st->s.pos;
-  size_t n;
+  size_t n = 0;
   /* The smallest constant is a dtype: 4-byte tag + 4 bytes. */
   int rc = rd_count(st, "constant count", FERRY_RELAX_MAX_CONSTS, 8, &n);
   if (rc)
