@@ -12,8 +12,11 @@ relax-vm.md section 1):
                                    payload); the executable is the entry
                                    "relax.VMExecutable"
   __tvm_ffi__library_bin (>= 0.21): u64 nbytes, vec<u64> indptr,
-                                   vec<u64> child, then (str key, bytes) for
-                                   each module that is not "_lib"
+                                   vec<u64> child, then str key for each
+                                   module, followed by its payload unless
+                                   the key is "_lib" (the TVM v0.26
+                                   libraries write "_lib" after the
+                                   executable)
 
 In both the executable's payload is u64 len + len bytes; OUT.bin gets those
 len bytes (what ferry_relax_exec_parse takes).  Standard library only."""
@@ -74,11 +77,11 @@ def executable(elf):
         pos += 8 + 8 * n
     while pos + 8 <= len(blob):
         key, pos = read_str(blob, pos)
+        if key == b"_lib":  # the kernel library: a bare key, no payload
+            continue
         payload, pos = read_str(blob, pos)
         if key == b"relax.VMExecutable":
-            # ffi::Bytes of the module: itself u64 len + executable bytes
-            return read_str(payload, 0)[0] if len(payload) >= 8 and \
-                struct.unpack_from("<Q", payload, 0)[0] == len(payload) - 8 else payload
+            return payload
     raise SystemExit("no relax.VMExecutable in __tvm_ffi__library_bin")
 
 
