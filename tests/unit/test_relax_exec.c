@@ -307,12 +307,47 @@ static void trailing_bytes(void **state) {
   free(b);
 }
 
+/* Each generation's executable read through the other table is refused,
+ * with a message; the v0.26 bytes under the V1 magic and without the scope
+ * section (what v0.22 writes) still read through the ffi table. */
+static void wrong_generation(void **state) {
+  (void)state;
+  size_t n20, n26;
+  uint8_t *b20 = slurp(GOLDEN "v0.20/mlp.exec", &n20);
+  uint8_t *b26 = slurp(GOLDEN "v0.26/mlp.exec", &n26);
+  ferry_relax_exec x;
+  char err[FERRY_RELAX_ERR_MAX];
+  int rc = parse(&x, b20, n20, FERRY_RELAX_TAGS_FFI, err);
+  assert_true(rc != 0);
+  assert_non_null(strstr(err, "at byte "));
+  assert_int_equal(parse(&x, b26, n26, FERRY_RELAX_TAGS_CLASSIC, err), FERRY_EMAGIC);
+  assert_non_null(strstr(err, "V2 magic in a classic-ABI"));
+  /* v0.22 layout: V1 magic, no scope section, ffi tags. */
+  assert_int_equal(parse(&x, b26, n26, FERRY_RELAX_TAGS_FFI, err), 0);
+  size_t cut = x.off_scopes;
+  ferry_relax_exec_close(&x);
+  uint8_t *v22 = malloc(n26 - 8);
+  memcpy(v22, b26, cut);
+  memcpy(v22 + cut, b26 + cut + 8, n26 - cut - 8);
+  put_le64(v22, FERRY_RELAX_MAGIC_V1);
+  assert_int_equal(parse(&x, v22, n26 - 8, FERRY_RELAX_TAGS_FFI, err), 0);
+  assert_int_equal(x.nconsts, 11);
+  assert_int_equal(ferry_relax_exec_validate(&x, err, sizeof err), 0);
+  ferry_relax_exec_close(&x);
+  rc = parse(&x, v22, n26 - 8, FERRY_RELAX_TAGS_CLASSIC, err);
+  assert_true(rc != 0);
+  assert_non_null(strstr(err, "at byte "));
+  free(v22);
+  free(b26);
+  free(b20);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(golden_v020_mlp),        cmocka_unit_test(golden_v026_mlp),
       cmocka_unit_test(golden_two_outputs),     cmocka_unit_test(exec_is_inside_library),
       cmocka_unit_test(write_round_trip),       cmocka_unit_test(truncated_everywhere),
-      cmocka_unit_test(trailing_bytes),
+      cmocka_unit_test(trailing_bytes),         cmocka_unit_test(wrong_generation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
