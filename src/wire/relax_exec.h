@@ -14,7 +14,8 @@
  * ferry_relax_exec_validate checks the bytecode so that an interpreter can
  * run it without rechecking; relax_exec_text.c prints what TVM's `stats`
  * and `as_text` print.  ferry_relax_exec_write (relax_exec_write.c) is the
- * inverse of parse, for fixtures.  Nothing here does I/O. */
+ * inverse of parse; relax_exec_build.h and relax_exec_asm.h build
+ * executables for fixtures on top of it.  Nothing here does I/O. */
 #ifndef FERRY_WIRE_RELAX_EXEC_H
 #define FERRY_WIRE_RELAX_EXEC_H
 
@@ -149,7 +150,7 @@ typedef struct ferry_relax_const {
 typedef struct ferry_relax_exec {
   uint64_t magic;
   enum ferry_relax_tags tags;
-  int ffi_v021; /* FFI tags: 1 when the pool used v0.21's shape / tensor numbers */
+  int ffi_v021; /* FFI tags: 1 v0.21's shape / tensor numbers, 0 v0.22's, -1 neither seen */
   ferry_relax_str version;
   size_t nfuncs;
   ferry_relax_func *funcs;
