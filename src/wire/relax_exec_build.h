@@ -9,12 +9,15 @@
  *     functions are added at their first use;
  *   - constants are added at their first use; ints that fit 56 bits become
  *     immediates; strings, shapes and tensors are deduplicated in both
- *     generations, dtypes, ints and floats only in V026 (v0.20 keeps one
- *     pool entry per use of a POD value);
+ *     generations, dtypes only in V026 (v0.20 keeps one pool entry per
+ *     use of a dtype); pooled ints and floats are treated like dtypes, a
+ *     rule no real executable has confirmed yet;
  *   - register_file_size is one more than the highest register written or
  *     read (at least the parameter count);
  *   - V020: V1 magic, classic tags; V026: V2 magic, an empty scope
  *     section, tvm-ffi tags (69/70 for shape/tensor).
+ * (Checked: declaration order, dedup of strings/shapes/dtypes, register
+ * file sizes, tensor blobs — the two real models, both generations.)
  *
  * Errors are sticky: after the first failure every call returns it and
  * ferry_relax_build_finish reports it.  Names and strings passed in are
