@@ -318,6 +318,12 @@ static void function_entries(void **state) {
     }
     expect_validate(&f, FERRY_EPROTO, "function 'main' (#0)", cases[i].frag, NULL);
   }
+  /* The register file at its ceiling. */
+  fx_basic(&f, FERRY_RELAX_TAGS_CLASSIC);
+  f.funcs[0].register_file_size = FERRY_RELAX_MAX_REGS;
+  f.data[1] = FERRY_RELAX_MAX_REGS - 1;
+  f.data[6] = FERRY_RELAX_MAX_REGS - 1;
+  expect_validate(&f, 0, NULL);
   /* More parameters than registers. */
   fx_basic(&f, FERRY_RELAX_TAGS_CLASSIC);
   f.funcs[3].register_file_size = 0;
