@@ -1,0 +1,103 @@
+"""ferry tracker against peers that abuse what TVM's protocol lets anyone
+do: never read their replies, exceed one peer's limits, connect from
+addresses that are not allowed.
+
+Every test starts a real `ferry tracker --port 0` on 127.0.0.1.  Waits are
+bounded with generous timeouts; nothing here asserts a speed.
+"""
+import json
+import socket
+import struct
+import time
+
+import pytest
+
+from conftest import RPC_TRACKER_MAGIC, TrackerConn, is_closed, recv_exact
+
+MAGIC = struct.pack("<i", RPC_TRACKER_MAGIC)
+
+
+@pytest.fixture
+def tracker(spawn):
+    """tracker(*options) -> a running `ferry tracker --port 0` that must
+    stop cleanly on SIGTERM at the end (under ASan: no leak, no report)."""
+    started = []
+
+    def _start(*extra):
+        d = spawn("tracker", "--port", "0", *extra)
+        started.append(d)
+        return d
+
+    yield _start
+    for d in started:
+        if d.proc.poll() is None:
+            assert d.stop() == 0, d.log()[-4000:]
+        assert "Sanitizer" not in d.log(), d.log()[-4000:]
+
+
+def frame(obj):
+    data = json.dumps(obj).encode()
+    return struct.pack("<i", len(data)) + data
+
+
+def summary(port, timeout=60.0):
+    q = TrackerConn(port, timeout=timeout)
+    try:
+        return q.call([6])[1]
+    finally:
+        q.close()
+
+
+def answered(conn, obj, timeout):
+    """Sends obj and waits up to timeout for its reply; None if none came."""
+    conn.send(obj)
+    conn.sock.settimeout(timeout)
+    try:
+        return conn.recv()
+    except socket.timeout:
+        return None
+    finally:
+        conn.sock.settimeout(10)
+
+
+# ---- item 1: a peer that does not read must not stall the others ----------
+
+def test_peers_that_never_read_do_not_stall_the_tracker(tracker):
+    """Peers inflate their info to make SUMMARY large, then pipeline
+    SUMMARY requests and never read a reply, until all peers' queued output
+    passes the tracker-wide ceiling (256 MiB).  A well-behaved client must
+    still get its SUMMARY and a REQUEST granted; only the peers that do not
+    read may be paused or dropped."""
+    trk = tracker("--silent")
+    good_server = TrackerConn(trk.port)
+    assert good_server.call([5, {"key": "server:good", "addr": [None, 9090]}]) == 0
+    assert good_server.call([3, "good", [9090, "good:1"], None]) == 0
+
+    pad = "x" * 60000  # near the 64 KiB info limit of one peer
+    hogs = []
+    for i in range(72):
+        h = TrackerConn(trk.port)
+        assert h.call([5, {"key": "server:hog%d" % i, "addr": [None, 9000 + i],
+                           "pad": pad}]) == 0
+        hogs.append(h)
+    # ~4.4 MB per summary; each hog would be sent 20 of them (~90 MB).
+    # Each is paused at its own 4 MiB mark, but 72 of them together pass
+    # the tracker-wide 256 MiB.
+    for h in hogs:
+        h.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        h.sock.sendall(frame([6]) * 20)
+
+    client = TrackerConn(trk.port, timeout=60)  # even the magic stalled
+    s = answered(client, [6], 60)
+    assert s is not None, "SUMMARY not answered while peers do not read"
+    assert s[0] == 0 and "good" in s[1]["queue_info"]
+    grant = answered(client, [4, "good", "", 0], 60)
+    assert grant is not None, "REQUEST not granted while peers do not read"
+    assert grant[0] == 0 and grant[1][2] == "good:1", grant
+    # The peers were dropped (or paused) for their unread output, and the
+    # drop names the limit.
+    trk.wait_for(r"unread output.*256 MiB", 30)
+    for h in hogs:
+        h.close()
+    client.close()
+    good_server.close()
