@@ -318,6 +318,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0)
     return;
+  /* TVM's client writes a message's length and its body in two writes
+   * with Nagle on: the body waits for our ACK of the length, which the
+   * delayed-ACK timer would hold back ~40 ms.  Linux clears the flag as it
+   * pleases, hence after every read. */
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)s, &fd) == 0)
+    ferry_tcp_quickack(fd);
   if (c->t->buffered + (size_t)nread > FERRY_TRACKER_MAX_BUFFERED) {
     ferry_tconn_close(c, FERRY_LOG_WARN, "tracker input budget of %u MiB exhausted",
                       FERRY_TRACKER_MAX_BUFFERED >> 20);
