@@ -101,3 +101,51 @@ def test_peers_that_never_read_do_not_stall_the_tracker(tracker):
         h.close()
     client.close()
     good_server.close()
+
+
+# ---- item 4: one peer's limits refuse a request, not the peer -------------
+
+def test_puts_past_the_offer_limit_are_refused_and_the_peer_stays(tracker):
+    """A peer (a proxy with many devices behind it) PUTs 1,100 offers: the
+    first 1,024 are offered, the rest answered FAIL (-1) with a log line
+    naming the limit, and the connection and its offers stay."""
+    trk = tracker()
+    srv = TrackerConn(trk.port)
+    assert srv.call([5, {"key": "server:proxy[many]", "addr": [None, 9090]}]) == 0
+    batch = b"".join(frame([3, "many", [9090, "many:%d" % i], None]) for i in range(1100))
+    srv.sock.sendall(batch)
+    replies = [srv.recv() for _ in range(1100)]
+    assert replies[:1024] == [0] * 1024
+    assert replies[1024:] == [-1] * 76
+    trk.wait_for(r"PUT many from .* refused: the per-peer limit of 1024 offers")
+    assert srv.call([1]) == 0  # still connected
+    q = summary(trk.port)
+    assert q["queue_info"]["many"]["free"] == 1024
+    client = TrackerConn(trk.port)
+    grant = client.call([4, "many", "", 0])
+    assert grant[0] == 0 and grant[1][2] == "many:0", grant
+    # A grant freed one place: the next PUT is accepted again.
+    assert srv.call([3, "many", [9090, "many:again"], None]) == 0
+    assert srv.call([3, "many", [9090, "many:over"], None]) == -1
+    client.close()
+    srv.close()
+
+
+def test_update_info_past_its_limit_is_refused_and_the_old_info_stays(tracker):
+    trk = tracker()
+    srv = TrackerConn(trk.port)
+    assert srv.call([5, {"key": "server:big", "addr": [None, 9090], "pad": "a" * 1000}]) == 0
+    assert srv.call([3, "big", [9090, "big:1"], None]) == 0
+    # Over 64 KiB in one update, and over it by growing step by step.
+    addr = [None, 9090]  # every UPDATE_INFO must carry "addr"
+    assert srv.call([5, {"addr": addr, "pad": "b" * 70000}]) == -1
+    assert srv.call([5, {"addr": addr, "more": "c" * 40000}]) == 0
+    assert srv.call([5, {"addr": addr, "pad": "d" * 30000}]) == -1
+    trk.wait_for(r"UPDATE_INFO from .* refused: .* per-peer limit of 65536 bytes")
+    assert srv.call([1]) == 0
+    infos = [s for s in summary(trk.port)["server_info"] if s["key"] == "server:big"]
+    assert len(infos) == 1
+    assert infos[0]["pad"] == "a" * 1000 and infos[0]["more"] == "c" * 40000
+    assert infos[0]["addr"] == ["127.0.0.1", 9090]
+    assert summary(trk.port)["queue_info"]["big"]["free"] == 1
+    srv.close()
