@@ -363,7 +363,9 @@ void ferry_tconn_accept(ferry_tracker *t, int fd) {
   int slen = sizeof ss;
   int port = 0;
   snprintf(c->ip, sizeof c->ip, "?");
+  c->may_serve = t->allow_servers.n == 0; /* an unknown peer only if all may */
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &slen) == 0) {
+    c->may_serve = ferry_allow_match(&t->allow_servers, (struct sockaddr *)&ss);
     if (ss.ss_family == AF_INET) {
       struct sockaddr_in *a = (struct sockaddr_in *)&ss;
       inet_ntop(AF_INET, &a->sin_addr, c->ip, sizeof c->ip);

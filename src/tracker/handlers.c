@@ -7,6 +7,27 @@
 #include "base/log.h"
 #include "tracker/tracker_impl.h"
 
+enum { WARNED_NOT_SERVER = 1, WARNED_OFFERS = 2, WARNED_INFO = 4 };
+
+/* The level to log a refusal at: WARN the first time this peer earns it,
+ * then DEBUG, so that a peer pipelining refused requests cannot flood the
+ * log. */
+static enum ferry_log_level refusal(tconn *c, int bit) {
+  int seen = c->warned & bit;
+  c->warned |= bit;
+  return seen ? FERRY_LOG_DEBUG : FERRY_LOG_WARN;
+}
+
+/* PUT and UPDATE_INFO make the tracker point clients at an address: with
+ * --allow-servers only those addresses may send them. */
+static int may_serve(tconn *c, const char *what) {
+  if (c->may_serve)
+    return 1;
+  ferry_log(refusal(c, WARNED_NOT_SERVER), "%s from %s refused: not in --allow-servers",
+            what, c->name);
+  return 0;
+}
+
 /* Builds the reply in the tracker's scratch buffer and sends it. */
 static int reply_status(tconn *c, int status) {
   ferry_buf *b = &c->t->scratch;
@@ -42,10 +63,13 @@ static int on_put(tconn *c, ferry_tracker_request *r) {
   /* Over one peer's offer limit the PUT is refused and the peer keeps what
    * it has: closing it would withdraw every offer it made, and a proxy
    * with many devices behind it would then offer none. */
+  if (!may_serve(c, "PUT"))
+    return reply_status(c, -1);
   if (c->owner.noffers >= FERRY_SCHED_MAX_OFFERS_PER_OWNER) {
-    ferry_warn("PUT %s from %s refused: the per-peer limit of %d offers is reached "
-               "(FERRY_SCHED_MAX_OFFERS_PER_OWNER)",
-               r->key, c->name, FERRY_SCHED_MAX_OFFERS_PER_OWNER);
+    ferry_log(refusal(c, WARNED_OFFERS),
+              "PUT %s from %s refused: the per-peer limit of %d offers is reached "
+              "(FERRY_SCHED_MAX_OFFERS_PER_OWNER)",
+              r->key, c->name, FERRY_SCHED_MAX_OFFERS_PER_OWNER);
     return reply_status(c, -1);
   }
   const char *addr = r->addr_json ? r->addr_json : c->ip_json;
@@ -83,6 +107,8 @@ static int on_request(tconn *c, ferry_tracker_request *r) {
  * peer keeps its connection, its offers and its old info. */
 static int on_update_info(tconn *c, ferry_tracker_request *r) {
   ferry_tracker *t = c->t;
+  if (!may_serve(c, "UPDATE_INFO"))
+    return reply_status(c, -1);
   /* Merge into a copy (the old entries in their order, then the update),
    * so that the tracker-wide budget can refuse it as well. */
   ferry_tracker_info *merged = ferry_tracker_info_new();
@@ -93,9 +119,10 @@ static int on_update_info(tconn *c, ferry_tracker_request *r) {
     rc = ferry_tracker_info_merge(merged, r->info, c->ip);
   if (rc == FERRY_ETOOBIG) {
     ferry_tracker_info_free(merged);
-    ferry_warn("UPDATE_INFO from %s refused: the merged info would pass the per-peer "
-               "limit of %d bytes (FERRY_TRACKER_MAX_INFO)",
-               c->name, FERRY_TRACKER_MAX_INFO);
+    ferry_log(refusal(c, WARNED_INFO),
+              "UPDATE_INFO from %s refused: the merged info would pass the per-peer "
+              "limit of %d bytes (FERRY_TRACKER_MAX_INFO)",
+              c->name, FERRY_TRACKER_MAX_INFO);
     return reply_status(c, -1);
   }
   if (rc) {
@@ -107,9 +134,10 @@ static int on_update_info(tconn *c, ferry_tracker_request *r) {
   size_t total = t->info_total - old + ferry_tracker_info_size(merged);
   if (total > FERRY_TRACKER_MAX_INFO_TOTAL) {
     ferry_tracker_info_free(merged);
-    ferry_warn("UPDATE_INFO from %s refused: all peers' info would pass %u MiB "
-               "(FERRY_TRACKER_MAX_INFO_TOTAL)",
-               c->name, FERRY_TRACKER_MAX_INFO_TOTAL >> 20);
+    ferry_log(refusal(c, WARNED_INFO),
+              "UPDATE_INFO from %s refused: all peers' info would pass %u MiB "
+              "(FERRY_TRACKER_MAX_INFO_TOTAL)",
+              c->name, FERRY_TRACKER_MAX_INFO_TOTAL >> 20);
     return reply_status(c, -1);
   }
   ferry_tracker_info_free(c->info);

@@ -53,6 +53,12 @@ struct ferry_tracker {
   int port;
   char stop_key[FERRY_TRACKER_MAX_KEY + 1];
   int frame_timeout_ms;
+  ferry_allow allow;            /* empty: everyone may connect */
+  ferry_allow allow_servers;    /* empty: everyone may PUT and UPDATE_INFO */
+  char allow_text[256];         /* the --allow list, for log lines */
+  int64_t refused_sec;          /* the second of the last refusal log line */
+  unsigned refused_logged;      /* refusal lines logged in that second */
+  unsigned long refused_quiet;  /* refusals not logged since */
   ferry_sched sched;
   tconn *conns, *conns_tail; /* doubly linked, in accept order */
   size_t nconns;
@@ -80,6 +86,8 @@ struct tconn {
                                    over FERRY_TRACKER_OUT_HIGH */
   size_t out_bytes;             /* bytes in its write requests */
   int magic_done;
+  int may_serve;                /* its address is in --allow-servers */
+  int warned;                   /* refusals already logged at WARN, bits */
   int64_t partial_since_ms;     /* when an incomplete frame started; 0 none */
 };
 

@@ -149,3 +149,60 @@ def test_update_info_past_its_limit_is_refused_and_the_old_info_stays(tracker):
     assert infos[0]["addr"] == ["127.0.0.1", 9090]
     assert summary(trk.port)["queue_info"]["big"]["free"] == 1
     srv.close()
+
+
+# ---- item 12: access lists -------------------------------------------------
+
+def conn_from(port, source):
+    """A raw socket to the tracker from a chosen loopback source address."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def tracker_from(port, source):
+    s = conn_from(port, source)
+    s.sendall(MAGIC)
+    assert recv_exact(s, 4) == MAGIC
+    c = TrackerConn.__new__(TrackerConn)
+    c.sock = s
+    return c
+
+
+def test_allow_closes_other_addresses_at_accept(tracker):
+    trk = tracker("--allow", "127.0.0.1/32")
+    trk.wait_for(r"connections accepted only from 127\.0\.0\.1/32")
+    stranger = conn_from(trk.port, "127.0.0.2")
+    stranger.sendall(MAGIC)  # never answered
+    assert is_closed(stranger)
+    trk.wait_for(r"refused 127\.0\.0\.2:\d+: not in --allow 127\.0\.0\.1/32")
+    friend = tracker_from(trk.port, "127.0.0.1")
+    assert friend.call([1]) == 0
+    friend.close()
+
+
+def test_allow_servers_refuses_put_and_update_info_from_others(tracker):
+    trk = tracker("--allow-servers", "127.0.0.1/32")
+    client = tracker_from(trk.port, "127.0.0.2")
+    assert client.call([5, {"key": "server:evil", "addr": ["10.6.6.6", 9090]}]) == -1
+    assert client.call([3, "cpu", [9090, "cpu:evil"], "10.6.6.6"]) == -1
+    trk.wait_for(r"from 127\.0\.0\.2:\d+ refused: not in --allow-servers")
+    # The client stays connected and may still do what clients do.
+    q = client.call([6])[1]
+    assert q["server_info"] == [] and "cpu" not in q["queue_info"]
+    server = tracker_from(trk.port, "127.0.0.1")
+    assert server.call([5, {"key": "server:cpu", "addr": [None, 9090]}]) == 0
+    assert server.call([3, "cpu", [9090, "cpu:good"], None]) == 0
+    grant = client.call([4, "cpu", "", 0])
+    assert grant[0] == 0 and grant[1] == ["127.0.0.1", 9090, "cpu:good"], grant
+    client.close()
+    server.close()
+
+
+@pytest.mark.parametrize("flag", ["--allow", "--allow-servers"])
+def test_bad_allow_lists_are_refused_at_start(flag):
+    from conftest import run_ferry
+    r = run_ferry("tracker", "--port", "0", flag, "127.0.0.1/33")
+    assert r.returncode == 2 and flag in r.stderr and "127.0.0.1/33" in r.stderr, r.stderr
