@@ -239,7 +239,7 @@ static int send_parts(tconn *c, const uint8_t *a, size_t alen, const void *b,
 }
 
 int ferry_tconn_send(tconn *c, const void *body, size_t len) {
-  if (len == 0 || len > FERRY_TRACKER_MAX_FRAME * 64)
+  if (len == 0 || len > FERRY_TRACKER_MAX_REPLY)
     return FERRY_ETOOBIG;
   uint8_t hdr[4];
   put_le32(hdr, (uint32_t)len);

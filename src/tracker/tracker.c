@@ -189,7 +189,7 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
     free(t);
     return FERRY_ESYS;
   }
-  ferry_buf_init(&t->scratch, 64u << 20);
+  ferry_buf_init(&t->scratch, FERRY_TRACKER_MAX_REPLY);
   ferry_sched_init(&t->sched, ferry_tracker_grant_cb, t);
   t->sched.max_bytes = FERRY_TRACKER_MAX_STATE;
   uv_poll_init_socket(&t->loop, &t->listen_poll, t->listen_fd);
