@@ -6,7 +6,12 @@
  *  - keys served through a proxy ("server:proxy[K0,K1]") are counted under
  *    their own keys, so their queue rows are shown with a real total
  *    instead of being hidden (TVM counted them under "proxy[K0,K1]").
- * `--json` prints the tracker's raw summary instead. */
+ * `--json` prints the tracker's raw summary instead.
+ *
+ * Any peer can make the summary large (every peer's UPDATE_INFO is in it),
+ * so the reply ceiling is what the tracker can send
+ * (FERRY_TRACKER_MAX_REPLY), not the 1 MiB of a request, and the table
+ * cuts long keys and addresses instead of growing as wide as they are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,32 @@
 #include "cli/commands.h"
 #include "cli/opts.h"
 #include "client/tracker_link.h"
+#include "wire/constants.h"
+
+/* Bytes of a key or address shown in a table cell; longer ones are cut
+ * and end in "...". */
+#define CELL_MAX 64
+
+/* How many bytes of s to show in a cell (at most CELL_MAX, never inside a
+ * UTF-8 sequence); *cut is set when s is longer. */
+static int cell_len(const char *s, int *cut) {
+  size_t n = strlen(s);
+  *cut = n > CELL_MAX;
+  if (!*cut)
+    return (int)n;
+  n = CELL_MAX - 3;
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--;
+  return (int)n;
+}
+
+/* Prints s in a cell, left-aligned in width bytes (0: no padding). */
+static void print_cell(FILE *out, const char *s, int width) {
+  int cut, n = cell_len(s, &cut);
+  fprintf(out, "%.*s%s", n, s, cut ? "..." : "");
+  for (int shown = n + (cut ? 3 : 0); shown < width; shown++)
+    fputc(' ', out);
+}
 
 typedef struct count {
   const char *key;
@@ -66,7 +97,10 @@ static void print_summary(FILE *out, const char *host, int port, ferry_tracker_s
   qsort(idx, s->nservers, sizeof *idx, cmp_server_idx);
   for (size_t i = 0; i < s->nservers; i++) {
     const ferry_tracker_summary_server *sv = &s->servers[idx[i]];
-    fprintf(out, "%-21s    %s\n", sv->addr, sv->key);
+    print_cell(out, sv->addr, 21);
+    fputs("    ", out);
+    print_cell(out, sv->key, 0);
+    fputc('\n', out);
   }
   fprintf(out, "------------------------------\n\n");
   qsort(s->queues, s->nqueues, sizeof *s->queues, cmp_queue);
@@ -94,7 +128,8 @@ static void print_summary(FILE *out, const char *host, int port, ferry_tracker_s
   }
   size_t width = 0;
   for (size_t i = 0; i < s->nqueues; i++) {
-    size_t n = strlen(s->queues[i].key);
+    int cut;
+    size_t n = (size_t)cell_len(s->queues[i].key, &cut) + (cut ? 3 : 0);
     if (n > width)
       width = n;
     /* A proxy lists each key once however many servers it parks under it;
@@ -111,9 +146,10 @@ static void print_summary(FILE *out, const char *host, int port, ferry_tracker_s
             sep);
     for (size_t i = 0; i < s->nqueues; i++) {
       const ferry_tracker_summary_queue *q = &s->queues[i];
-      if (cs[i].total > 0 || q->pending > 0)
-        fprintf(out, "%-*s   %-5lld  %-4lld  %-7lld\n", (int)width, q->key, cs[i].total,
-                q->free, q->pending);
+      if (cs[i].total > 0 || q->pending > 0) {
+        print_cell(out, q->key, (int)width);
+        fprintf(out, "   %-5lld  %-4lld  %-7lld\n", cs[i].total, q->free, q->pending);
+      }
     }
     fprintf(out, "%s\n\n", sep);
   }
@@ -167,6 +203,7 @@ int ferry_cmd_query(int argc, char **argv) {
     ferry_tracker_link_close(&l);
     return 1;
   }
+  ferry_tracker_link_set_max_reply(&l, FERRY_TRACKER_MAX_REPLY);
   ferry_tracker_summary s;
   rc = ferry_tracker_link_summary(&l, &s, ms, err, sizeof err);
   if (rc) {

@@ -9,7 +9,8 @@
 #include "tracker/tracker.h"
 
 int ferry_cmd_tracker(int argc, char **argv) {
-  const char *host = "127.0.0.1", *stop_key = NULL;
+  const char *host = "127.0.0.1", *stop_key = NULL, *allow_spec = NULL,
+             *allow_servers_spec = NULL;
   long port = 9190, port_end = 9199;
   double frame_timeout = 10;
   int silent = 0;
@@ -24,6 +25,11 @@ int ferry_cmd_tracker(int argc, char **argv) {
        "secret that a STOP request must carry (random and never shown)"},
       {"frame-timeout", FERRY_OPT_DOUBLE, &frame_timeout, "SECONDS",
        "drop a peer that starts a message and does not finish it in time (10)"},
+      {"allow", FERRY_OPT_STRING, &allow_spec, "CIDR[,CIDR...]",
+       "accept connections only from these networks (default: from anywhere)"},
+      {"allow-servers", FERRY_OPT_STRING, &allow_servers_spec, "CIDR[,CIDR...]",
+       "accept PUT and UPDATE_INFO (server registrations) only from these networks; "
+       "others get FAIL (default: from anyone)"},
   };
   const ferry_cmd_spec spec = {
       "tracker", "[options]",
@@ -43,18 +49,39 @@ int ferry_cmd_tracker(int argc, char **argv) {
     fprintf(stderr, "ferry tracker: --stop-key too long\n");
     return 2;
   }
+  ferry_allow allow, allow_servers;
+  ferry_allow_init(&allow);
+  ferry_allow_init(&allow_servers);
+  char err[256] = "";
+  if (allow_spec && ferry_allow_parse(&allow, allow_spec, err, sizeof err) != 0) {
+    fprintf(stderr, "ferry tracker: --allow: %s\n", err);
+    return 2;
+  }
+  if (allow_servers_spec &&
+      ferry_allow_parse(&allow_servers, allow_servers_spec, err, sizeof err) != 0) {
+    fprintf(stderr, "ferry tracker: --allow-servers: %s\n", err);
+    return 2;
+  }
   ferry_log_set_component("tracker");
   ferry_log_set_level(silent ? FERRY_LOG_WARN : FERRY_LOG_INFO);
   ferry_tracker_opts o = {host, (int)port, (int)port_end, stop_key, 1,
-                          (int)(frame_timeout * 1000)};
+                          (int)(frame_timeout * 1000), &allow, &allow_servers};
   ferry_tracker *t;
-  char err[256] = "";
   rc = ferry_tracker_new(&t, &o, err, sizeof err);
   if (rc) {
     fprintf(stderr, "ferry tracker: %s\n", err[0] ? err : ferry_strerror(rc));
     return 1;
   }
   ferry_notice("listening on %s:%d", ferry_tracker_host(t), ferry_tracker_port(t));
+  char text[256];
+  if (allow.n) {
+    ferry_allow_format(&allow, text, sizeof text);
+    ferry_notice("connections accepted only from %s", text);
+  }
+  if (allow_servers.n) {
+    ferry_allow_format(&allow_servers, text, sizeof text);
+    ferry_notice("servers (PUT, UPDATE_INFO) accepted only from %s", text);
+  }
   rc = ferry_tracker_run(t);
   ferry_tracker_free(t);
   return rc ? 1 : 0;

@@ -29,6 +29,12 @@ void ferry_tracker_link_init(ferry_tracker_link *l) {
   l->fd = -1;
   l->peer[0] = 0;
   ferry_buf_init(&l->reply, FERRY_TRACKER_MAX_FRAME + 1);
+  ferry_tracker_link_set_max_reply(l, FERRY_TRACKER_MAX_FRAME);
+}
+
+void ferry_tracker_link_set_max_reply(ferry_tracker_link *l, size_t max) {
+  l->max_reply = max;
+  l->reply.max = max + 1; /* + the NUL that recv adds */
 }
 
 void ferry_tracker_link_close(ferry_tracker_link *l) {
@@ -111,9 +117,13 @@ int ferry_tracker_link_recv(ferry_tracker_link *l, int timeout_ms, char *err,
              (int)unvalidated_n);
     return FERRY_EPROTO;
   }
-  if ((uint32_t)unvalidated_n > FERRY_TRACKER_MAX_FRAME) {
-    link_err(err, errcap, "%s: reply of %d bytes is over the 1 MiB limit",
-             l->peer, (int)unvalidated_n);
+  if ((uint32_t)unvalidated_n > l->max_reply) {
+    if (l->max_reply % (1u << 20) == 0)
+      link_err(err, errcap, "%s: reply of %d bytes is over the %zu MiB limit", l->peer,
+               (int)unvalidated_n, l->max_reply >> 20);
+    else
+      link_err(err, errcap, "%s: reply of %d bytes is over the %zu-byte limit", l->peer,
+               (int)unvalidated_n, l->max_reply);
     return FERRY_ETOOBIG;
   }
   size_t n = (size_t)unvalidated_n;

@@ -22,10 +22,16 @@ typedef struct ferry_tracker_link {
   int fd;          /* -1 when not connected; readable for poll() */
   char peer[128];  /* "host:port" of the tracker, for messages */
   ferry_buf reply; /* the last reply body (owned, reused) */
+  size_t max_reply; /* bytes a reply body may have; see _set_max_reply */
 } ferry_tracker_link;
 
 /* An unconnected link (fd -1).  Allocates nothing. */
 void ferry_tracker_link_init(ferry_tracker_link *l);
+/* Replies longer than max bytes are refused (FERRY_ETOOBIG, nothing
+ * allocated); FERRY_TRACKER_MAX_FRAME after init.  A summary can be larger
+ * (up to FERRY_TRACKER_MAX_REPLY): a caller that wants every summary raises
+ * the ceiling to that. */
+void ferry_tracker_link_set_max_reply(ferry_tracker_link *l, size_t max);
 /* Closes the socket (if any) and frees the reply buffer; the link can be
  * connected again. */
 void ferry_tracker_link_close(ferry_tracker_link *l);
@@ -46,7 +52,7 @@ int ferry_tracker_link_send(ferry_tracker_link *l, const void *body,
                             size_t errcap) FERRY_MUST_CHECK;
 /* Receives one frame; the body is l->reply.data / l->reply.len, valid until
  * the next call.  FERRY_EPROTO for a length <= 0, FERRY_ETOOBIG for one
- * over 1 MiB (nothing is allocated for it), FERRY_ETIMEDOUT,
+ * over l->max_reply (nothing is allocated for it), FERRY_ETIMEDOUT,
  * FERRY_ECLOSED. */
 int ferry_tracker_link_recv(ferry_tracker_link *l, int timeout_ms, char *err,
                             size_t errcap) FERRY_MUST_CHECK;

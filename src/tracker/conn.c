@@ -57,9 +57,10 @@ static void detach(tconn *c) {
     t->info_total -= ferry_tracker_info_size(c->info);
   ferry_tracker_info_free(c->info);
   c->info = NULL;
-  if (c->paused == 2)
-    t->nglobal_paused--;
   c->paused = 0;
+  /* Its queued output no longer counts: libuv cancels those writes as the
+   * handle closes, within this loop iteration. */
+  t->out_queued -= c->out_bytes;
   t->buffered -= c->rd_held;
   c->rd_held = 0;
   ferry_frame_reader_close(&c->rd);
@@ -134,35 +135,52 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void resume(tconn *c) {
-  if (c->paused == 2)
-    c->t->nglobal_paused--;
   c->paused = 0;
   process(c);
   if (!c->closing && !c->paused)
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-/* Resumes the connections paused because all peers' output was too large,
- * once it has drained to half the ceiling.  O(connections), rare. */
-static void resume_global(ferry_tracker *t) {
-  if (!t->nglobal_paused || t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL / 2)
-    return;
-  tconn *c = t->conns;
-  while (c && t->nglobal_paused) {
-    tconn *next = c->next; /* resume may close c */
-    if (c->paused == 2)
-      resume(c);
-    c = next;
+/* The live connection holding the most queued output, preferring those
+ * paused at their own high mark (they have stopped reading; a peer that
+ * reads has at most the reply it is reading).  O(connections). */
+static tconn *biggest_holder(ferry_tracker *t) {
+  tconn *best = NULL;
+  for (tconn *p = t->conns; p; p = p->next) {
+    if (p->out_bytes == 0)
+      continue;
+    if (!best || (p->paused && !best->paused) ||
+        (p->paused == best->paused && p->out_bytes > best->out_bytes))
+      best = p;
+  }
+  return best;
+}
+
+/* Called when all live peers' queued output is over its ceiling: drops
+ * the peers holding the most unread output until it is back to half.
+ * Only those peers pay; everyone else goes on being served (pausing every
+ * peer instead let a few peers that never read stop the tracker for all,
+ * as long as they stayed connected).  O(connections) per drop; it takes
+ * hundreds of MiB of unread replies to get here. */
+static void shed_output(ferry_tracker *t) {
+  while (t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL / 2) {
+    tconn *p = biggest_holder(t);
+    if (!p)
+      break;
+    ferry_tconn_close(p, FERRY_LOG_WARN,
+                      "unread output: %zu bytes queued for it while all peers' "
+                      "queued output passed its %u MiB ceiling",
+                      p->out_bytes, FERRY_TRACKER_MAX_OUT_TOTAL >> 20);
   }
 }
 
 static void write_cb(uv_write_t *req, int status) {
   write_req *w = (write_req *)req;
   tconn *c = w->c;
-  ferry_tracker *t = c->t;
-  t->out_queued -= w->len;
+  c->out_bytes -= w->len;
+  if (!c->closing) /* detach() already took a closing peer's bytes out */
+    c->t->out_queued -= w->len;
   free(w);
-  resume_global(t);
   if (c->closing)
     return;
   if (status < 0) {
@@ -211,6 +229,7 @@ static int send_parts(tconn *c, const uint8_t *a, size_t alen, const void *b,
     free(w);
     return FERRY_EIO;
   }
+  c->out_bytes += rest;
   c->t->out_queued += rest;
   if (!c->paused && uv_stream_get_write_queue_size(s) > FERRY_TRACKER_OUT_HIGH) {
     c->paused = 1; /* process() stops; write_cb resumes below the low mark */
@@ -220,7 +239,7 @@ static int send_parts(tconn *c, const uint8_t *a, size_t alen, const void *b,
 }
 
 int ferry_tconn_send(tconn *c, const void *body, size_t len) {
-  if (len == 0 || len > FERRY_TRACKER_MAX_FRAME * 64)
+  if (len == 0 || len > FERRY_TRACKER_MAX_REPLY)
     return FERRY_ETOOBIG;
   uint8_t hdr[4];
   put_le32(hdr, (uint32_t)len);
@@ -233,12 +252,12 @@ static void process(tconn *c) {
   ferry_tracker *t = c->t;
   int progress = 0;
   while (!c->closing && !c->paused) {
-    if (t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL) {
-      c->paused = 2;
-      t->nglobal_paused++;
-      uv_read_stop((uv_stream_t *)&c->tcp);
+    /* Checked between requests, not inside send: a handler (or the
+     * scheduler granting an offer) must not see connections close under it. */
+    if (t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL)
+      shed_output(t);
+    if (c->closing)
       break;
-    }
     const uint8_t *body;
     size_t len;
     int rc = ferry_frame_reader_next(&c->rd, &body, &len);
@@ -270,6 +289,8 @@ static void process(tconn *c) {
       ferry_tconn_close(c, FERRY_LOG_WARN, "framing error: %s", ferry_strerror(rc));
     break;
   }
+  if (t->out_queued > FERRY_TRACKER_MAX_OUT_TOTAL)
+    shed_output(t);
   if (!c->closing)
     account_reader(c, progress);
 }
@@ -297,6 +318,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0)
     return;
+  /* TVM's client writes a message's length and its body in two writes
+   * with Nagle on: the body waits for our ACK of the length, which the
+   * delayed-ACK timer would hold back ~40 ms.  Linux clears the flag as it
+   * pleases, hence after every read. */
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)s, &fd) == 0)
+    ferry_tcp_quickack(fd);
   if (c->t->buffered + (size_t)nread > FERRY_TRACKER_MAX_BUFFERED) {
     ferry_tconn_close(c, FERRY_LOG_WARN, "tracker input budget of %u MiB exhausted",
                       FERRY_TRACKER_MAX_BUFFERED >> 20);
@@ -335,7 +363,9 @@ void ferry_tconn_accept(ferry_tracker *t, int fd) {
   int slen = sizeof ss;
   int port = 0;
   snprintf(c->ip, sizeof c->ip, "?");
+  c->may_serve = t->allow_servers.n == 0; /* an unknown peer only if all may */
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &slen) == 0) {
+    c->may_serve = ferry_allow_match(&t->allow_servers, (struct sockaddr *)&ss);
     if (ss.ss_family == AF_INET) {
       struct sockaddr_in *a = (struct sockaddr_in *)&ss;
       inet_ntop(AF_INET, &a->sin_addr, c->ip, sizeof c->ip);

@@ -7,6 +7,27 @@
 #include "base/log.h"
 #include "tracker/tracker_impl.h"
 
+enum { WARNED_NOT_SERVER = 1, WARNED_OFFERS = 2, WARNED_INFO = 4 };
+
+/* The level to log a refusal at: WARN the first time this peer earns it,
+ * then DEBUG, so that a peer pipelining refused requests cannot flood the
+ * log. */
+static enum ferry_log_level refusal(tconn *c, int bit) {
+  int seen = c->warned & bit;
+  c->warned |= bit;
+  return seen ? FERRY_LOG_DEBUG : FERRY_LOG_WARN;
+}
+
+/* PUT and UPDATE_INFO make the tracker point clients at an address: with
+ * --allow-servers only those addresses may send them. */
+static int may_serve(tconn *c, const char *what) {
+  if (c->may_serve)
+    return 1;
+  ferry_log(refusal(c, WARNED_NOT_SERVER), "%s from %s refused: not in --allow-servers",
+            what, c->name);
+  return 0;
+}
+
 /* Builds the reply in the tracker's scratch buffer and sends it. */
 static int reply_status(tconn *c, int status) {
   ferry_buf *b = &c->t->scratch;
@@ -39,6 +60,18 @@ int ferry_tracker_grant_cb(void *ctx, const ferry_sched_grant *g) {
 }
 
 static int on_put(tconn *c, ferry_tracker_request *r) {
+  /* Over one peer's offer limit the PUT is refused and the peer keeps what
+   * it has: closing it would withdraw every offer it made, and a proxy
+   * with many devices behind it would then offer none. */
+  if (!may_serve(c, "PUT"))
+    return reply_status(c, -1);
+  if (c->owner.noffers >= FERRY_SCHED_MAX_OFFERS_PER_OWNER) {
+    ferry_log(refusal(c, WARNED_OFFERS),
+              "PUT %s from %s refused: the per-peer limit of %d offers is reached "
+              "(FERRY_SCHED_MAX_OFFERS_PER_OWNER)",
+              r->key, c->name, FERRY_SCHED_MAX_OFFERS_PER_OWNER);
+    return reply_status(c, -1);
+  }
   const char *addr = r->addr_json ? r->addr_json : c->ip_json;
   int rc = ferry_sched_put(&c->t->sched, &c->owner, r->key, r->matchkey, addr,
                            r->port_json);
@@ -69,25 +102,47 @@ static int on_request(tconn *c, ferry_tracker_request *r) {
   return rc;
 }
 
+/* An UPDATE_INFO that would take the peer's info over its limit, or all
+ * peers' info over theirs, is answered FAIL (-1) and changes nothing: the
+ * peer keeps its connection, its offers and its old info. */
 static int on_update_info(tconn *c, ferry_tracker_request *r) {
-  if (!c->info && !(c->info = ferry_tracker_info_new())) {
-    ferry_tconn_close(c, FERRY_LOG_WARN, "out of memory");
-    return FERRY_ENOMEM;
+  ferry_tracker *t = c->t;
+  if (!may_serve(c, "UPDATE_INFO"))
+    return reply_status(c, -1);
+  /* Merge into a copy (the old entries in their order, then the update),
+   * so that the tracker-wide budget can refuse it as well. */
+  ferry_tracker_info *merged = ferry_tracker_info_new();
+  int rc = merged ? 0 : FERRY_ENOMEM;
+  if (rc == 0 && c->info)
+    rc = ferry_tracker_info_merge(merged, c->info, c->ip);
+  if (rc == 0)
+    rc = ferry_tracker_info_merge(merged, r->info, c->ip);
+  if (rc == FERRY_ETOOBIG) {
+    ferry_tracker_info_free(merged);
+    ferry_log(refusal(c, WARNED_INFO),
+              "UPDATE_INFO from %s refused: the merged info would pass the per-peer "
+              "limit of %d bytes (FERRY_TRACKER_MAX_INFO)",
+              c->name, FERRY_TRACKER_MAX_INFO);
+    return reply_status(c, -1);
   }
-  size_t old = ferry_tracker_info_size(c->info);
-  int rc = ferry_tracker_info_merge(c->info, r->info, c->ip);
   if (rc) {
-    ferry_tconn_close(c, FERRY_LOG_WARN, "UPDATE_INFO refused: %s (info limited to %d bytes)",
-                      ferry_strerror(rc), FERRY_TRACKER_MAX_INFO);
+    ferry_tracker_info_free(merged);
+    ferry_tconn_close(c, FERRY_LOG_WARN, "UPDATE_INFO failed: %s", ferry_strerror(rc));
     return rc;
   }
-  ferry_tracker *t = c->t;
-  t->info_total = t->info_total - old + ferry_tracker_info_size(c->info);
-  if (t->info_total > FERRY_TRACKER_MAX_INFO_TOTAL) {
-    ferry_tconn_close(c, FERRY_LOG_WARN, "UPDATE_INFO refused: all peers' info over %u MiB",
-                      FERRY_TRACKER_MAX_INFO_TOTAL >> 20);
-    return FERRY_ETOOBIG;
+  size_t old = c->info ? ferry_tracker_info_size(c->info) : 0;
+  size_t total = t->info_total - old + ferry_tracker_info_size(merged);
+  if (total > FERRY_TRACKER_MAX_INFO_TOTAL) {
+    ferry_tracker_info_free(merged);
+    ferry_log(refusal(c, WARNED_INFO),
+              "UPDATE_INFO from %s refused: all peers' info would pass %u MiB "
+              "(FERRY_TRACKER_MAX_INFO_TOTAL)",
+              c->name, FERRY_TRACKER_MAX_INFO_TOTAL >> 20);
+    return reply_status(c, -1);
   }
+  ferry_tracker_info_free(c->info);
+  c->info = merged;
+  t->info_total = total;
   const char *key = ferry_tracker_info_key(c->info);
   ferry_info("info %s from %s", key ? key : "(no key)", c->name);
   return reply_status(c, 0);

@@ -32,6 +32,30 @@ static void backoff_cb(uv_timer_t *tm) {
   start_listening(t);
 }
 
+/* Logs a connection refused by --allow, at most 20 lines a second: a
+ * stranger's connection storm must not flood the log.  The count of the
+ * lines left out is given with the next line. */
+static void log_refused(ferry_tracker *t, int fd) {
+  int64_t sec = ferry_now_ms() / 1000;
+  if (sec != t->refused_sec) {
+    t->refused_sec = sec;
+    t->refused_logged = 0;
+  }
+  if (t->refused_logged >= 20) {
+    t->refused_quiet++;
+    return;
+  }
+  t->refused_logged++;
+  char name[80];
+  ferry_peer_name(fd, name, sizeof name);
+  if (t->refused_quiet)
+    ferry_warn("refused %s: not in --allow %s (and %lu more refused, not logged)", name,
+               t->allow_text, t->refused_quiet);
+  else
+    ferry_warn("refused %s: not in --allow %s", name, t->allow_text);
+  t->refused_quiet = 0;
+}
+
 /* Accepts ourselves rather than through uv_listen so that an error such as
  * EMFILE stops the accept watcher for a while instead of spinning (TVM
  * v0.20 spun forever, §10.3 item 4).  At most a bounded number of accepts
@@ -47,6 +71,11 @@ static void listen_cb(uv_poll_t *p, int status, int events) {
     int fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) {
       t->backoff_ms = 0;
+      if (t->allow.n && !ferry_allow_fd(&t->allow, fd)) {
+        log_refused(t, fd);
+        close(fd);
+        continue;
+      }
       ferry_tconn_accept(t, fd);
       continue;
     }
@@ -127,6 +156,13 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
   snprintf(t->host, sizeof t->host, "%s", host);
   t->frame_timeout_ms = opts->frame_timeout_ms > 0 ? opts->frame_timeout_ms : 10000;
   t->handle_signals = opts->handle_signals;
+  ferry_allow_init(&t->allow);
+  ferry_allow_init(&t->allow_servers);
+  if (opts->allow)
+    t->allow = *opts->allow;
+  if (opts->allow_servers)
+    t->allow_servers = *opts->allow_servers;
+  ferry_allow_format(&t->allow, t->allow_text, sizeof t->allow_text);
   if (opts->stop_key) {
     snprintf(t->stop_key, sizeof t->stop_key, "%s", opts->stop_key);
   } else {
@@ -153,7 +189,7 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
     free(t);
     return FERRY_ESYS;
   }
-  ferry_buf_init(&t->scratch, 64u << 20);
+  ferry_buf_init(&t->scratch, FERRY_TRACKER_MAX_REPLY);
   ferry_sched_init(&t->sched, ferry_tracker_grant_cb, t);
   t->sched.max_bytes = FERRY_TRACKER_MAX_STATE;
   uv_poll_init_socket(&t->loop, &t->listen_poll, t->listen_fd);

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "base/allow.h"
 #include "ferry/error.h"
 
 typedef struct ferry_tracker_opts {
@@ -18,6 +19,11 @@ typedef struct ferry_tracker_opts {
   const char *stop_key; /* secret for STOP; NULL = random (never printed) */
   int handle_signals;   /* 1: SIGINT/SIGTERM stop the loop cleanly */
   int frame_timeout_ms; /* a started frame must finish within this; 0 = 10 s */
+  /* Access lists (copied; NULL or empty = everyone): who may connect at
+   * all, and who may PUT and UPDATE_INFO (register servers); the others'
+   * PUT and UPDATE_INFO are answered FAIL (-1). */
+  const ferry_allow *allow;
+  const ferry_allow *allow_servers;
 } ferry_tracker_opts;
 
 typedef struct ferry_tracker ferry_tracker;

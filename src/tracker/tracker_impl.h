@@ -26,8 +26,10 @@
 #define FERRY_TRACKER_MAX_BUFFERED (256u << 20)
 /* Tracker-wide ceilings, so that many peers each within their own limits
  * still cannot exhaust memory: scheduler state (offers, requests, queues),
- * UPDATE_INFO objects, and output queued for all peers (above it, every
- * peer's request processing pauses until the output drains to half). */
+ * UPDATE_INFO objects, and output queued for all peers.  Above the output
+ * ceiling the peers holding the most unread output are dropped until it is
+ * back to half: pausing everyone instead (as before) let a few peers that
+ * never read stop the tracker for all. */
 #define FERRY_TRACKER_MAX_STATE (256u << 20)
 #define FERRY_TRACKER_MAX_INFO_TOTAL (64u << 20)
 #define FERRY_TRACKER_MAX_OUT_TOTAL (256u << 20)
@@ -51,13 +53,18 @@ struct ferry_tracker {
   int port;
   char stop_key[FERRY_TRACKER_MAX_KEY + 1];
   int frame_timeout_ms;
+  ferry_allow allow;            /* empty: everyone may connect */
+  ferry_allow allow_servers;    /* empty: everyone may PUT and UPDATE_INFO */
+  char allow_text[256];         /* the --allow list, for log lines */
+  int64_t refused_sec;          /* the second of the last refusal log line */
+  unsigned refused_logged;      /* refusal lines logged in that second */
+  unsigned long refused_quiet;  /* refusals not logged since */
   ferry_sched sched;
   tconn *conns, *conns_tail; /* doubly linked, in accept order */
   size_t nconns;
   size_t buffered;   /* bytes held by all frame readers */
   size_t info_total; /* bytes of all connections' info objects */
-  size_t out_queued; /* bytes in write requests of all connections */
-  size_t nglobal_paused; /* connections paused for out_queued */
+  size_t out_queued; /* bytes in write requests of all live connections */
   uint64_t next_id;
   uint8_t readbuf[FERRY_TRACKER_READ_CHUNK]; /* shared: one thread */
   ferry_buf scratch; /* reply building, reused */
@@ -75,9 +82,12 @@ struct tconn {
   char ip_json[64];             /* the same as a JSON string literal */
   char name[64];                /* "ip:port" for log lines */
   int closing;                  /* uv_close requested */
-  int paused;                   /* reading stopped for back-pressure:
-                                   1 its own output, 2 everyone's */
+  int paused;                   /* reading stopped: its own output is
+                                   over FERRY_TRACKER_OUT_HIGH */
+  size_t out_bytes;             /* bytes in its write requests */
   int magic_done;
+  int may_serve;                /* its address is in --allow-servers */
+  int warned;                   /* refusals already logged at WARN, bits */
   int64_t partial_since_ms;     /* when an incomplete frame started; 0 none */
 };
 

@@ -29,6 +29,11 @@ enum ferry_tracker_code {
 
 /* Ceilings (tracker-proxy-server.md §10.4 recommendations). */
 #define FERRY_TRACKER_MAX_FRAME (1u << 20) /* post-0.20 MAX_TRACKER_MSG_BYTES */
+/* The largest reply ferry's tracker sends: a SUMMARY holds every peer's
+ * info (at most 64 MiB in all, FERRY_TRACKER_MAX_INFO_TOTAL) plus the queue
+ * stats.  Requests stay within FERRY_TRACKER_MAX_FRAME; a reader that
+ * wants whole summaries (ferry query) accepts replies up to this. */
+#define FERRY_TRACKER_MAX_REPLY (96u << 20)
 #define FERRY_HANDSHAKE_MAX_KEY 4096       /* bytes of a handshake key */
 #define FERRY_HANDSHAKE_DEADLINE_MS 10000  /* whole handshake */
 

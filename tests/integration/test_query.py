@@ -209,7 +209,7 @@ def test_garbage_answers():
         c.recv(100)
 
     cases = [(wrong_magic, "is not an RPC tracker"), (not_json, "not valid JSON"),
-             (bad_length, "over the 1 MiB limit"), (wrong_shape, "bad SUMMARY reply"),
+             (bad_length, "over the 96 MiB limit"), (wrong_shape, "bad SUMMARY reply"),
              (hangs_up, "no reply")]
     for fn, text in cases:
         port = fake_tracker(fn)
@@ -274,3 +274,48 @@ def test_tracker_options(tracker):
     assert r.returncode == 2 and "port out of range" in r.stderr
     r = run_ferry("query", "--help")
     assert r.returncode == 0 and "--json" in r.stdout
+
+
+def test_summary_past_one_mebibyte_still_shows_the_table(tracker):
+    """Any peer can make the summary large through UPDATE_INFO: past the
+    1 MiB of a request, `ferry query` still prints the table (long keys
+    and addresses cut, not the whole table dropped) and `--json` the raw
+    summary."""
+    trk = tracker()
+    cpu = TrackerConn(trk.port)
+    assert cpu.call([5, {"key": "server:cpu", "addr": ["192.168.1.10", 9090]}]) == 0
+    assert cpu.call([3, "cpu", [9090, "cpu:0.1"], "192.168.1.10"]) == 0
+    long_key = "L" * 3000
+    peers = []
+    for i in range(24):  # ~1.4 MB of info
+        p = TrackerConn(trk.port)
+        assert p.call([5, {"key": "server:pad%d" % i, "addr": ["a" * 200, 9000 + i],
+                           "pad": "x" * 60000}]) == 0
+        peers.append(p)
+    assert peers[0].call([5, {"key": "server:" + long_key, "addr": [None, 9000]}]) == 0
+    assert peers[0].call([3, long_key, [9000, long_key + ":1"], None]) == 0
+    raw = TrackerConn(trk.port)
+    raw.send([6])
+    n = struct.unpack("<i", raw.sock.recv(4, socket.MSG_WAITALL))[0]
+    assert n > (1 << 20), n
+    raw.close()
+
+    r = q(trk.port)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(l.startswith("192.168.1.10") and l.endswith("server:cpu") for l in lines), r.stdout
+    assert any(l.startswith("cpu ") for l in lines), r.stdout
+    assert max(len(l) for l in lines) < 200, max(len(l) for l in lines)
+    cut = "L" * 61 + "..."
+    assert any(l.startswith(cut + " ") for l in lines), r.stdout  # the queue row
+    assert any(l.endswith("server:" + "L" * 54 + "...") for l in lines), r.stdout
+
+    r = q(trk.port, "--json")
+    assert r.returncode == 0, r.stderr
+    status, s = json.loads(r.stdout)
+    assert status == 0
+    assert any(v["key"] == "server:cpu" for v in s["server_info"])
+    assert s["queue_info"][long_key]["free"] == 1
+    for p in peers:
+        p.close()
+    cpu.close()
