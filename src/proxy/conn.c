@@ -5,15 +5,23 @@
  * Memory per pair is bounded whatever the transfer size: a read chunk is
  * handed to the partner's write queue as is (no copy), and while the
  * partner has more than high_water bytes queued, the reading side is
- * stopped (TCP flow control then slows the sender down). */
+ * stopped (TCP flow control then slows the sender down).  All pairs
+ * together are bounded too: each relay leg may queue at most its share of
+ * max_buffered (px_leg_limit), counted in allocated bytes, so the proxy's
+ * relay memory stays under max_buffered however many pairs stall.  What
+ * one address can hold is
+ * bounded by max_per_addr unpaired connections (handshake, parked,
+ * waiting), so that one peer cannot fill the table for everyone. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/allow.h"
 #include "base/bytes.h"
 #include "base/log.h"
+#include "base/net.h"
 #include "base/util.h"
 #include "proxy/proxy_internal.h"
 #include "wire/constants.h"
@@ -44,20 +52,33 @@ static void close_handles(pconn *c) {
     uv_close((uv_handle_t *)&c->timer, handle_closed_cb);
 }
 
-/* Read-sized chunks are recycled through a small pool: a relay at wire
- * speed would otherwise malloc and free 64 KiB per read. */
+/* Full read chunks are recycled through a small pool: a relay at wire
+ * speed would otherwise malloc and free one per read.  Any other size is
+ * allocated exactly, so that what a queue holds is what it counts. */
 static wchunk *chunk_new(ferry_proxy *px, size_t payload) {
-  if (payload <= PX_READ_CHUNK && px->pool) {
+  if (payload == PX_READ_CHUNK && px->pool) {
     wchunk *w = px->pool;
     px->pool = w->next_free;
     px->npool--;
     return w;
   }
-  size_t cap = payload <= PX_READ_CHUNK ? PX_READ_CHUNK : payload;
-  wchunk *w = malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + cap);
+  wchunk *w = malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + payload);
   if (w)
-    w->cap = cap;
+    w->cap = payload;
   return w;
+}
+
+/* Bytes a queued chunk holds in memory: what the limits count. */
+static size_t chunk_bytes(const wchunk *w) {
+  return sizeof(wchunk) + FERRY_WS_MAX_HEADER + w->cap;
+}
+
+size_t px_leg_limit(const ferry_proxy *px) {
+  size_t hw = px->cfg->high_water;
+  size_t share = px->npaired ? px->cfg->max_buffered / px->npaired : hw;
+  if (share < PX_MIN_SHARE)
+    share = PX_MIN_SHARE;
+  return share < hw ? share : hw;
 }
 
 static void chunk_free(ferry_proxy *px, wchunk *w) {
@@ -86,8 +107,9 @@ static void resume_reading(pconn *c);
 static void write_cb(uv_write_t *req, int status) {
   wchunk *w = ferry_container_of(req, wchunk, req);
   pconn *to = w->to;
+  ferry_proxy *px = to->px;
   to->inflight -= w->counted;
-  chunk_free(to->px, w);
+  chunk_free(px, w);
   if (status < 0) {
     if (status != UV_ECANCELED && to->state != PC_CLOSING) {
       ferry_info("write to %s failed: %s", to->name, uv_strerror(status));
@@ -100,21 +122,21 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   pconn *from = to->peer;
-  if (from && from->paused && to->inflight <= to->px->cfg->high_water / 2)
+  if (from && from->paused && to->inflight <= px_leg_limit(px) / 2)
     resume_reading(from);
 }
 
 
 static int submit(pconn *to, wchunk *w, uint8_t *p, size_t n) {
   w->to = to;
-  w->counted = n;
+  w->counted = chunk_bytes(w);
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
   int rc = uv_write(&w->req, (uv_stream_t *)&to->tcp, &b, 1, write_cb);
   if (rc) {
     chunk_free(to->px, w);
     return rc;
   }
-  to->inflight += n;
+  to->inflight += w->counted;
   return 0;
 }
 
@@ -173,10 +195,20 @@ static void timer_cb(uv_timer_t *t) {
   }
 }
 
+/* The connection no longer counts against its address's limit. */
+static void uncount(pconn *c) {
+  if (c->counted)
+    ferry_addrcount_sub(&c->px->peers, c->addr);
+  c->counted = 0;
+}
+
 void px_conn_close(pconn *c, int flush) {
   if (c->state == PC_CLOSING)
     return;
+  uncount(c);
   int was = c->state;
+  if (was == PC_PAIRED)
+    c->px->npaired--;
   c->state = PC_CLOSING;
   if (was == PC_WAITING &&
       ferry_pairing_remove(&c->px->table, c) == 1)
@@ -207,9 +239,25 @@ void px_conn_close(pconn *c, int flush) {
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   pconn *c = h->data;
-  wchunk *w = chunk_new(c->px, PX_READ_CHUNK);
+  size_t len = PX_READ_CHUNK;
+  if (c->state == PC_PAIRED && c->peer) {
+    /* A relay leg reads no more than its partner's queue may still take:
+     * with no room, no buffer (read_cb sees UV_ENOBUFS and pauses it). */
+    size_t lim = px_leg_limit(c->px), have = c->peer->inflight;
+    size_t room = have < lim ? lim - have : 0;
+    room = room > sizeof(wchunk) + FERRY_WS_MAX_HEADER
+               ? room - sizeof(wchunk) - FERRY_WS_MAX_HEADER : 0;
+    if (room < PX_MIN_READ) {
+      buf->base = NULL;
+      buf->len = 0;
+      return;
+    }
+    if (room < len)
+      len = room;
+  }
+  wchunk *w = chunk_new(c->px, len);
   buf->base = w ? (char *)w->data + FERRY_WS_MAX_HEADER : NULL;
-  buf->len = w ? PX_READ_CHUNK : 0;
+  buf->len = w ? len : 0;
 }
 
 static wchunk *chunk_of(const uv_buf_t *buf) {
@@ -218,6 +266,9 @@ static wchunk *chunk_of(const uv_buf_t *buf) {
 }
 
 static void pair(pconn *a, pconn *b) {
+  uncount(a);
+  uncount(b);
+  a->px->npaired += 2;
   a->peer = b;
   b->peer = a;
   a->state = PC_PAIRED;
@@ -327,7 +378,13 @@ static void handshake_done(pconn *c) {
     reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   case FERRY_ETOOBIG:
-    ferry_warn("%s: too many connections wait already; closing", c->name);
+    ferry_warn("%s: %zu connections wait already (limit %zu); closing", c->name,
+               px->table.count, px->table.max);
+    reject(c, FERRY_RPC_CODE_MISMATCH);
+    return;
+  case FERRY_EINVAL:
+    ferry_warn("%s: device key is not UTF-8 text (it could not be offered at "
+               "the tracker); closing", c->name);
     reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   default:
@@ -376,7 +433,21 @@ void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n) {
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   pconn *c = s->data;
+  if (nread == UV_ENOBUFS && c->state == PC_PAIRED) {
+    /* alloc_cb: the partner's queue is at its limit. */
+    uv_read_stop(s);
+    c->paused = 1;
+    return;
+  }
   wchunk *w = buf->base ? chunk_of(buf) : NULL;
+  if (nread > 0) {
+    /* TVM's peers write a message's length and body separately without
+     * TCP_NODELAY: an ACK at once spares each message a delayed-ACK wait
+     * (~40 ms) on their side.  Linux resets the mode, so after every read. */
+    int fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+      ferry_tcp_quickack(fd);
+  }
   if (nread <= 0 || c->state == PC_CLOSING) {
     chunk_free(c->px, w);
     if (nread < 0 && c->state != PC_CLOSING) {
@@ -416,13 +487,24 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state == PC_PAIRED && c->peer && n > 0) {
     pconn *to = c->peer;
+    if (n < PX_COPY_BELOW && w->cap > n) {
+      /* A small read would pin a whole chunk while queued: copy it out, so
+       * that a stalled partner's queue holds what it counts. */
+      wchunk *small = chunk_new(c->px, n);
+      if (small) {
+        memcpy(small->data + FERRY_WS_MAX_HEADER, p, n);
+        chunk_free(c->px, w);
+        w = small;
+        p = small->data + FERRY_WS_MAX_HEADER;
+      }
+    }
     int rc = forward(to, w, p, n);
     if (rc) {
       ferry_info("relay to %s failed: %s", to->name, uv_strerror(rc));
       px_conn_close(c, 0);
       return;
     }
-    if (to->inflight > c->px->cfg->high_water) {
+    if (to->inflight >= px_leg_limit(c->px)) {
       uv_read_stop(s);
       c->paused = 1;
     }
@@ -441,21 +523,26 @@ static void resume_reading(pconn *c) {
 }
 
 
-static void peer_label(uv_tcp_t *t, char *out, size_t cap, int web) {
+/* "tcp IP:PORT" into out; the peer's address into ss (family AF_UNSPEC
+ * when unknown) and its text into ip. */
+static void peer_label(uv_tcp_t *t, char *out, size_t cap, int web,
+                       struct sockaddr_storage *pss, char ip[64]) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  char ip[64] = "?";
+  memset(&ss, 0, sizeof ss);
+  strcpy(ip, "?");
   int port = 0;
   if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
     if (ss.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, 64);
       port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     } else if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, 64);
       port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
   }
   snprintf(out, cap, "%s %s:%d", web ? "web" : "tcp", ip, port);
+  *pss = ss;
 }
 
 void px_on_connection(uv_stream_t *server, int status, int web) {
@@ -490,12 +577,34 @@ void px_on_connection(uv_stream_t *server, int status, int web) {
     px_conn_close(c, 0);
     return;
   }
-  peer_label(&c->tcp, c->name, sizeof c->name, web);
+  struct sockaddr_storage ss;
+  char ip[64];
+  peer_label(&c->tcp, c->name, sizeof c->name, web, &ss, ip);
+  const ferry_allow *allow = px->cfg->allow;
+  if (allow && allow->n && !ferry_allow_match(allow, (struct sockaddr *)&ss)) {
+    char list[256];
+    ferry_allow_format(allow, list, sizeof list);
+    ferry_warn("%s refused: not in --allow %s", c->name, list);
+    px_conn_close(c, 0);
+    return;
+  }
   if (px->nconns > px->cfg->max_conns) {
     ferry_warn("%s refused: %zu connections are open (limit %zu)", c->name,
                px->nconns - 1, px->cfg->max_conns);
     px_conn_close(c, 0);
     return;
+  }
+  if (ferry_addrcount_key((struct sockaddr *)&ss, c->addr) == 0) {
+    uint32_t held = ferry_addrcount_get(&px->peers, c->addr);
+    if (held >= px->cfg->max_per_addr) {
+      ferry_warn("%s refused: %u connections from %s wait or handshake already "
+                 "(--max-per-address %zu)", c->name, (unsigned)held, ip,
+                 px->cfg->max_per_addr);
+      px_conn_close(c, 0);
+      return;
+    }
+    /* Cannot fail: the table holds max_conns + 1 addresses. */
+    c->counted = ferry_addrcount_add(&px->peers, c->addr) == 0;
   }
   uv_tcp_nodelay(&c->tcp, 1);
   ferry_debug("%s connected", c->name);

@@ -25,6 +25,8 @@ void ferry_proxy_config_init(ferry_proxy_config *c) {
   c->web_root = ".";
   c->high_water = 1u << 20;
   c->max_conns = 4096;
+  c->max_per_addr = 256;
+  c->max_buffered = (size_t)64 << 20;
 }
 
 int64_t px_now(ferry_proxy *px) { return (int64_t)uv_now(&px->loop); }
@@ -99,6 +101,13 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   px.loop.data = &px;
   ferry_pairing_init(&px.table, cfg->tracker_host != NULL, cfg->max_conns,
                      (int64_t)(cfg->wait_s * 1000));
+  /* Every open connection may come from its own address. */
+  rc = ferry_addrcount_init(&px.peers, cfg->max_conns + 1);
+  if (rc) {
+    snprintf(err, errcap, "cannot make the address table: %s", ferry_strerror(rc));
+    uv_loop_close(&px.loop);
+    return rc;
+  }
   /* Signals first: a supervisor may stop us as soon as the port is
    * logged. */
   uv_signal_init(&px.loop, &px.sigint);
@@ -129,7 +138,13 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
     uv_loop_close(&px.loop);
     px_web_free_routes(&px);
     ferry_pairing_close(&px.table);
+    ferry_addrcount_close(&px.peers);
     return rc;
+  }
+  if (cfg->allow && cfg->allow->n) {
+    char list[1024];
+    ferry_allow_format(cfg->allow, list, sizeof list);
+    ferry_info("accepting connections only from %s (--allow)", list);
   }
   ferry_notice("listening on %s:%d", cfg->host, px.port);
   if (px.has_web)
@@ -146,6 +161,7 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   px_web_free_routes(&px);
   px_pool_free(&px);
   ferry_pairing_close(&px.table);
+  ferry_addrcount_close(&px.peers);
   ferry_info("stopped");
   return 0;
 }

@@ -8,8 +8,10 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "proxy/addrcount.h"
 #include "proxy/pairing.h"
 #include "proxy/proxy.h"
+#include "wire/constants.h"
 #include "wire/frame.h"
 #include "wire/handshake.h"
 #include "wire/websocket.h"
@@ -44,7 +46,9 @@ typedef struct pconn {
   int role;
   struct pconn *peer;
   size_t inflight;           /* bytes queued for writing to this conn */
-  int paused;                /* reading stopped: the peer's queue is full */
+  int paused;                /* reading stopped: a queue is full */
+  uint8_t addr[16];          /* peer address (ferry_addrcount_key) */
+  int counted;               /* counts in px->peers (not yet paired) */
   ferry_http_request http;
   ferry_ws_decoder wsd;
   int ws_close_sent;         /* our close frame is queued */
@@ -63,6 +67,11 @@ typedef struct wchunk {
 } wchunk;
 
 #define PX_POOL_MAX 16 /* recycled read chunks (4 MiB) */
+/* A relay leg's queue limit never drops below this, however many pairs
+ * share max_buffered: 4096 connections x 16 KiB = the 64 MiB default. */
+#define PX_MIN_SHARE 16384
+#define PX_MIN_READ 1024     /* no read into less room than this */
+#define PX_COPY_BELOW 16384  /* reads smaller than this are copied out */
 
 typedef struct web_route {
   char *url;      /* "/tvmjs.bundle.js" */
@@ -84,6 +93,8 @@ typedef struct tlink {
   int64_t next_poll_ms;
   int flush;              /* a parked server left: drop and re-offer */
   int failures;           /* consecutive connect failures, for quieter logs */
+  int64_t put_hold_ms;    /* no PUT before this: the tracker refused one */
+  char put_key[FERRY_HANDSHAKE_MAX_KEY + 64]; /* match key of the PUT in flight */
   struct sockaddr_storage addr;
   char scratch[16384];    /* read buffer */
 } tlink;
@@ -99,6 +110,8 @@ struct ferry_proxy {
   ferry_pairing table;
   pconn *conns;
   size_t nconns;
+  ferry_addrcount peers;  /* unpaired connections per address */
+  size_t npaired;         /* connections in PC_PAIRED (relay legs) */
   int has_tracker;
   tlink tl;
   wchunk *pool;
@@ -113,6 +126,9 @@ void px_on_connection(uv_stream_t *server, int status, int web);
 void px_conn_close(pconn *c, int flush);
 void px_conns_sweep(ferry_proxy *px);
 void px_pool_free(ferry_proxy *px);
+/* How many bytes (allocated) one relay leg's queue may hold: high_water,
+ * or its share of max_buffered if smaller (at least PX_MIN_SHARE). */
+size_t px_leg_limit(const ferry_proxy *px);
 /* Copies src to dst (capacity cap, NUL-terminated, truncated) with every
  * byte outside printable ASCII shown as '?'; for logging peer text. */
 void px_printable(char *dst, size_t cap, const char *src, size_t len);
