@@ -15,6 +15,7 @@ loopback on Linux): a client socket bound to ("127.0.0.2", 0) before it
 connects.
 """
 import os
+import re
 import socket
 import struct
 import time
@@ -83,11 +84,12 @@ def flood_and_check(spawn, tmp_path, keys):
         assert time.monotonic() < deadline, "REAL never offered"
         time.sleep(0.1)
     fakes = [dial_from("127.0.0.1", px.port, "server:" + k) for k in keys]
-    px.wait_for(r"not offered at the tracker yet: .*(FERRY_PAIRING_MAX_\w+)", timeout=60)
+    px.wait_for(r"\[server:%s[^\]]*\] waits" % re.escape(keys[-1][:30]), timeout=60)
     n = sessions_keep_working(tr.port, "REAL", tmp_path)
     log = px.log()
     assert "lost tracker connection" not in log, log[-3000:]
     assert "refused" not in tr.log(), tr.log()[-3000:]
+    px.wait_for(r"not offered at the tracker yet: .*(FERRY_PAIRING_MAX_\w+)")
     # The fakes are still parked (nothing closed them).
     assert not is_closed(fakes[0], timeout=0.2)
     for f in fakes:
@@ -104,10 +106,11 @@ def test_flood_of_parked_servers_does_not_hide_the_real_device(spawn, tmp_path):
 
 
 def test_long_device_keys_keep_the_info_key_under_its_limit(spawn, tmp_path):
-    """Device keys of 3 KiB each: past 64 KiB of server:proxy[...] the
-    proxy holds the servers back instead of sending an info object the
-    tracker refuses."""
-    keys = ["L%02d" % i + "x" * 3000 for i in range(40)]
+    """Device keys of 3,000 quotes each (6,000 bytes once JSON-escaped in
+    the tracker's info object): past 64 KiB of server:proxy[...] the proxy
+    holds the servers back instead of sending an info object the tracker
+    refuses."""
+    keys = ["L%02d" % i + '"' * 3000 for i in range(40)]
     n, px = flood_and_check(spawn, tmp_path, keys)
     assert "FERRY_PAIRING_MAX_INFO_KEY" in px.log()
 
