@@ -26,7 +26,7 @@
 #include "proxy/proxy_internal.h"
 #include "wire/constants.h"
 
-static void handle_closed_cb(uv_handle_t *h) {
+void px_handle_closed_cb(uv_handle_t *h) {
   pconn *c = h->data;
   if (--c->handles_open > 0)
     return;
@@ -42,14 +42,16 @@ static void handle_closed_cb(uv_handle_t *h) {
   ferry_http_request_close(&c->http);
   if (c->file_fd >= 0)
     close(c->file_fd);
+  if (c->poll_fd >= 0)
+    close(c->poll_fd);
   free(c);
 }
 
 static void close_handles(pconn *c) {
   if (!uv_is_closing((uv_handle_t *)&c->tcp))
-    uv_close((uv_handle_t *)&c->tcp, handle_closed_cb);
+    uv_close((uv_handle_t *)&c->tcp, px_handle_closed_cb);
   if (!uv_is_closing((uv_handle_t *)&c->timer))
-    uv_close((uv_handle_t *)&c->timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&c->timer, px_handle_closed_cb);
 }
 
 /* Full read chunks are recycled through a small pool: a relay at wire
@@ -104,6 +106,22 @@ void px_pool_free(ferry_proxy *px) {
 
 static void resume_reading(pconn *c);
 
+/* A pair waiting for its handshake replies to be written (splice == 1):
+ * once both queues are empty, the kernel relays (splice.c); if it cannot,
+ * the portable relay reads again. */
+static void maybe_splice(pconn *c) {
+  pconn *p = c->peer;
+  if (c->state != PC_PAIRED || !p || c->inflight || p->inflight)
+    return;
+  if (px_splice_start(c) == 0) {
+    ferry_debug("%s and %s relayed by splice", c->name, p->name);
+    return;
+  }
+  c->splice = p->splice = 0;
+  resume_reading(c);
+  resume_reading(p);
+}
+
 static void write_cb(uv_write_t *req, int status) {
   wchunk *w = ferry_container_of(req, wchunk, req);
   pconn *to = w->to;
@@ -115,6 +133,10 @@ static void write_cb(uv_write_t *req, int status) {
       ferry_info("write to %s failed: %s", to->name, uv_strerror(status));
       px_conn_close(to, 0);
     }
+    return;
+  }
+  if (to->splice == 1) {
+    maybe_splice(to);
     return;
   }
   if (to->state == PC_FILE && to->inflight == 0) {
@@ -206,6 +228,7 @@ void px_conn_close(pconn *c, int flush) {
   if (c->state == PC_CLOSING)
     return;
   uncount(c);
+  px_splice_close(c);
   int was = c->state;
   if (was == PC_PAIRED)
     c->px->npaired--;
@@ -309,6 +332,13 @@ static void pair(pconn *a, pconn *b) {
     }
   }
   ferry_info("paired %s and %s", a->name, b->name);
+  /* Plain TCP on both sides: hand the relay to the kernel once the
+   * replies are out (no reads meanwhile, so no byte can pass them). */
+  if (!a->ws && !b->ws && !a->px->cfg->no_splice && px_splice_available()) {
+    a->splice = b->splice = 1;
+    uv_read_stop((uv_stream_t *)&a->tcp);
+    uv_read_stop((uv_stream_t *)&b->tcp);
+  }
 }
 
 static void reject(pconn *c, int32_t code) {
@@ -518,7 +548,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void resume_reading(pconn *c) {
   c->paused = 0;
-  if (c->state == PC_PAIRED)
+  if (c->state == PC_PAIRED && !c->splice)
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
@@ -559,6 +589,7 @@ void px_on_connection(uv_stream_t *server, int status, int web) {
   c->px = px;
   c->web = web;
   c->file_fd = -1;
+  c->poll_fd = c->pipe_r = c->pipe_w = -1;
   c->state = web ? PC_HTTP : PC_HANDSHAKE;
   ferry_handshake_reader_init(&c->hs, 1, FERRY_HANDSHAKE_MAX_KEY);
   ferry_http_request_init(&c->http);

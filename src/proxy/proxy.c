@@ -3,6 +3,7 @@
 #include "proxy/proxy.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,7 +90,20 @@ static int listen_on(ferry_proxy *px, uv_tcp_t *h, int port, int port_end,
   return 0;
 }
 
+/* 4096 connections, and a spliced pair holds six descriptors besides its
+ * two sockets: the soft limit (often 1024) would refuse them long before
+ * memory matters.  Past the limit a pair falls back to the portable relay
+ * and accept fails with a log line. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
+  raise_fd_limit();
   ferry_proxy px;
   memset(&px, 0, sizeof px);
   px.cfg = cfg;

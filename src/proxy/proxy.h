@@ -24,6 +24,7 @@ typedef struct ferry_proxy_config {
   size_t max_per_addr;      /* unpaired connections of one peer address */
   size_t max_buffered;      /* relay bytes queued in all, before pausing */
   const ferry_allow *allow; /* peers that may connect; NULL or empty: all */
+  int no_splice;            /* relay in user space even where splice(2) works */
 } ferry_proxy_config;
 
 /* TVM's CLI defaults, plus ferry's bounds. */

@@ -54,6 +54,15 @@ typedef struct pconn {
   int ws_close_sent;         /* our close frame is queued */
   int ws_close_rcvd;         /* the peer's close frame arrived */
   int file_fd;               /* PC_FILE */
+  /* splice.c: the kernel-side relay */
+  int splice;                /* 0 off, 1 waiting for the replies to go, 2 on */
+  uv_poll_t poll;            /* on poll_fd */
+  int poll_open;
+  int poll_fd;               /* dup of the socket; -1 */
+  int poll_events;
+  int pipe_r, pipe_w;        /* what was read from this conn; -1 */
+  size_t pipe_bytes, pipe_cap;
+  int eof;                   /* the peer sent FIN (splice read 0) */
 } pconn;
 
 /* A write request with its bytes; room for a WebSocket header in front. */
@@ -134,6 +143,22 @@ size_t px_leg_limit(const ferry_proxy *px);
 void px_printable(char *dst, size_t cap, const char *src, size_t len);
 /* Payload bytes that arrived with the HTTP upgrade (before pairing). */
 void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n);
+
+/* The close callback of every handle of a pconn: frees it after the last. */
+void px_handle_closed_cb(uv_handle_t *h);
+
+/* splice.c (Linux; elsewhere px_splice_available() is 0 and the portable
+ * relay of conn.c is used) */
+#define PX_PIPE_SIZE (256 * 1024) /* asked for each direction's pipe */
+int px_splice_available(void);
+/* a and a->peer are paired, nothing is queued to either and neither is
+ * reading: relay them through pipes from now on.  FERRY_ESYS (no pipe or
+ * descriptor left) or FERRY_EUNSUPPORTED: nothing changed, use the
+ * portable relay. */
+int px_splice_start(pconn *a);
+/* Stops c's splice relay (its poll handle closes through
+ * px_handle_closed_cb); nothing if it has none. */
+void px_splice_close(pconn *c);
 
 /* web.c */
 int px_web_handle_request(pconn *c, uint8_t *rest, size_t rest_len);

@@ -675,8 +675,10 @@ def pattern(n):
     return (block * (n // len(block) + 1))[:n]
 
 
-def test_large_transfer_is_byte_exact_with_bounded_memory(spawn):
-    px = start_proxy(spawn)
+@pytest.mark.parametrize("relay", ["splice", "no-splice"])
+def test_large_transfer_is_byte_exact_with_bounded_memory(spawn, relay):
+    """Through the kernel relay (splice, Linux) and the portable one."""
+    px = start_proxy(spawn, *(["--no-splice"] if relay == "no-splice" else []))
     total = 512 << 20
     srv = dial(px.port, "server:big")
     cli = dial(px.port, "client:big")
