@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +31,7 @@
 #include "wire/constants.h"
 
 #define CHUNK (256 * 1024)
+#define ROUNDS 5
 
 static double now_s(void) {
   struct timespec ts;
@@ -172,6 +174,34 @@ static void expect_success(int s) {
   read_all(s, key, n);
 }
 
+/* User + system CPU seconds of this process (both threads) so far. */
+static double self_cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* User + system CPU seconds of pid so far (/proc/PID/stat). */
+static double cpu_s(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  unsigned long ut = 0, st = 0;
+  /* After "pid (comm)": state ppid pgrp session tty tpgid flags minflt
+   * cminflt majflt cmajflt utime stime. */
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                   &ut, &st) != 2)
+    return 0;
+  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static long vm_hwm_kib(pid_t pid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -183,6 +213,55 @@ static long vm_hwm_kib(pid_t pid) {
   if (f)
     fclose(f);
   return v;
+}
+
+typedef struct proxy_proc {
+  pid_t pid;
+  int port;
+  FILE *log;
+  int srv, cli; /* a paired server and client */
+} proxy_proc;
+
+static void proxy_start(proxy_proc *px, const char *ferry, const char *extra) {
+  int pipefd[2];
+  if (pipe(pipefd))
+    die("pipe");
+  px->pid = fork();
+  if (px->pid == 0) {
+    dup2(pipefd[1], 2);
+    close(pipefd[0]);
+    /* extra NULL: no extra option (it ends the list). */
+    execl(ferry, ferry, "proxy", "--port", "0", "--silent", extra, (char *)NULL);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  px->log = fdopen(pipefd[0], "r");
+  char line[512];
+  px->port = 0;
+  while (!px->port && fgets(line, sizeof line, px->log)) {
+    char *p = strstr(line, "listening on ");
+    char *colon = p ? strrchr(p, ':') : NULL;
+    if (colon)
+      px->port = atoi(colon + 1);
+  }
+  if (!px->port) {
+    fprintf(stderr, "bench_proxy: %s proxy did not start\n", ferry);
+    exit(1);
+  }
+  px->srv = handshake(px->port, "server:bench");
+  px->cli = handshake(px->port, "client:bench");
+  expect_success(px->srv);
+  expect_success(px->cli);
+}
+
+static int proxy_stop(proxy_proc *px) {
+  close(px->srv);
+  close(px->cli);
+  kill(px->pid, SIGTERM);
+  int status = 0;
+  waitpid(px->pid, &status, 0);
+  fclose(px->log);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 int main(int argc, char **argv) {
@@ -201,60 +280,60 @@ int main(int argc, char **argv) {
   uint64_t bytes = mib << 20;
   signal(SIGPIPE, SIG_IGN);
 
-  int pipefd[2];
-  if (pipe(pipefd))
-    die("pipe");
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 2);
-    close(pipefd[0]);
-    execl(ferry, ferry, "proxy", "--port", "0", "--silent", (char *)NULL);
-    _exit(127);
-  }
-  close(pipefd[1]);
-  FILE *log = fdopen(pipefd[0], "r");
-  char line[512];
-  int port = 0;
-  while (!port && fgets(line, sizeof line, log)) {
-    char *p = strstr(line, "listening on ");
-    char *colon = p ? strrchr(p, ':') : NULL;
-    if (colon)
-      port = atoi(colon + 1);
-  }
-  if (!port) {
-    fprintf(stderr, "bench_proxy: %s proxy did not start\n", ferry);
-    return 1;
-  }
-  long hwm_idle = vm_hwm_kib(pid);
+  /* The default relay (splice on Linux) and the portable one, side by
+   * side with the direct baseline. */
+  proxy_proc ks, us;
+  proxy_start(&ks, ferry, NULL);
+  proxy_start(&us, ferry, "--no-splice");
+  long hwm_idle = vm_hwm_kib(ks.pid), hwm_idle_us = vm_hwm_kib(us.pid);
 
   (void)direct(64 << 20); /* warm-up */
-  int srv = handshake(port, "server:bench");
-  int cli = handshake(port, "client:bench");
-  expect_success(srv);
-  expect_success(cli);
-  double d = 0, p = 0, p_back = 0;
-  for (int round = 0; round < 3; round++) {
+  /* CPU seconds per round: the ends (this process) and the proxy. */
+  double d = 0, p = 0, p_back = 0, u = 0, cpu_ks = 0, cpu_us = 0;
+  double ends_d = 0, ends_ks = 0, ends_us = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    double e0 = self_cpu_s();
     double r = direct(bytes);
+    ends_d += self_cpu_s() - e0;
     d = r > d ? r : d;
-    r = transfer(srv, cli, bytes);
+    double c0 = cpu_s(ks.pid);
+    e0 = self_cpu_s();
+    r = transfer(ks.srv, ks.cli, bytes);
+    ends_ks += self_cpu_s() - e0;
+    cpu_ks += cpu_s(ks.pid) - c0;
     p = r > p ? r : p;
-    r = transfer(cli, srv, bytes / 4);
+    r = transfer(ks.cli, ks.srv, bytes / 4);
     p_back = r > p_back ? r : p_back;
+    c0 = cpu_s(us.pid);
+    e0 = self_cpu_s();
+    r = transfer(us.srv, us.cli, bytes);
+    ends_us += self_cpu_s() - e0;
+    cpu_us += cpu_s(us.pid) - c0;
+    u = r > u ? r : u;
   }
-  long hwm = vm_hwm_kib(pid);
-  close(srv);
-  close(cli);
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  fclose(log);
+  double gib = (double)bytes * ROUNDS / (1 << 30);
+  long hwm = vm_hwm_kib(ks.pid), hwm_us = vm_hwm_kib(us.pid);
+  int ok = proxy_stop(&ks) & proxy_stop(&us);
 
-  printf("transfer size          %llu MiB (best of 3 rounds)\n", (unsigned long long)mib);
+  printf("transfer size          %llu MiB (best of %d rounds)\n", (unsigned long long)mib,
+         ROUNDS);
   printf("direct loopback TCP    %8.1f MiB/s\n", d);
   printf("through ferry proxy    %8.1f MiB/s  (server -> client)\n", p);
   printf("through ferry proxy    %8.1f MiB/s  (client -> server, %llu MiB)\n", p_back,
          (unsigned long long)(mib / 4));
+  printf("  --no-splice          %8.1f MiB/s  (server -> client)\n", u);
   printf("ratio proxy / direct   %8.2f\n", p / d);
+  printf("  --no-splice / direct %8.2f\n", u / d);
+  /* Where the time goes, independent of how busy the machine is: CPU
+   * seconds per GiB of the two ends and of the proxy.  On a machine whose
+   * cores are all busy with the transfer, the rate ratio tends to the
+   * ratio of these totals. */
+  printf("CPU s/GiB: ends direct %6.3f | ends %6.3f + proxy %6.3f (splice) | "
+         "ends %6.3f + proxy %6.3f (--no-splice)\n",
+         ends_d / gib, ends_ks / gib, cpu_ks / gib, ends_us / gib, cpu_us / gib);
+  printf("CPU ratio direct / proxied %5.2f (splice)  %5.2f (--no-splice)\n",
+         ends_d / (ends_ks + cpu_ks), ends_d / (ends_us + cpu_us));
   printf("proxy peak RSS         %8ld KiB  (idle %ld KiB)\n", hwm, hwm_idle);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+  printf("  --no-splice          %8ld KiB  (idle %ld KiB)\n", hwm_us, hwm_idle_us);
+  return ok ? 0 : 1;
 }
