@@ -23,11 +23,10 @@ import time
 import pytest
 
 from conftest import BUILD, RPC_MAGIC, TrackerConn, recv_exact, run_ferry
-from test_proxy import (CODE_MISMATCH, CODE_SUCCESS, STARTED, is_closed,
-                        proxies_exit_cleanly, read_reply, start_proxy, tracker_built,
-                        vm_kib)
+from test_proxy import (CODE_SUCCESS, STARTED, is_closed, proxies_exit_cleanly,
+                        read_reply, rtracker, start_proxy, tracker_built, vm_kib)
 
-assert proxies_exit_cleanly  # the fixture (autouse) checks every proxy's exit
+assert proxies_exit_cleanly and rtracker  # fixtures: exit checks, recording tracker
 
 ASAN = "asan" in os.path.basename(BUILD)
 
@@ -113,6 +112,29 @@ def test_long_device_keys_keep_the_info_key_under_its_limit(spawn, tmp_path):
     keys = ["L%02d" % i + '"' * 3000 for i in range(40)]
     n, px = flood_and_check(spawn, tmp_path, keys)
     assert "FERRY_PAIRING_MAX_INFO_KEY" in px.log()
+
+
+def test_fail_answers_keep_the_link(spawn, rtracker):
+    """A tracker that answers FAIL (-1) to a PUT and to an UPDATE_INFO, as
+    ferry's does past its limits: the link stays, the refused server is
+    offered again after a pause, and the other offers stand."""
+    rtracker.refuse = {3: 1, 5: 1}
+    px = start_proxy(spawn, "--tracker", "127.0.0.1:%d" % rtracker.port)
+    a = dial_from("127.0.0.1", px.port, "server:A")
+    rtracker.wait(lambda: len(rtracker.puts("A")) == 2, timeout=15)
+    px.wait_for(r"the tracker refused the offer of A:\S+ \(FAIL")
+    px.wait_for(r"the tracker refused UPDATE_INFO")
+    b = dial_from("127.0.0.1", px.port, "server:B")
+    rtracker.wait(lambda: len(rtracker.puts("B")) == 1)
+    # A new key set after B: the UPDATE_INFO goes again, and is taken.
+    rtracker.wait(lambda: any(m[0] == 5 and "B" in m[1]["key"] for _, m in rtracker.frames))
+    assert rtracker.connections == 1
+    assert "lost tracker connection" not in px.log()
+    mk = rtracker.hand_out("A")
+    cli = dial_from("127.0.0.1", px.port, "client:" + mk)
+    assert read_reply(cli) == (CODE_SUCCESS, "server:A")
+    for s in (a, b, cli):
+        s.close()
 
 
 # ---- item 9: what one address may hold, and relay memory in all -----------------
