@@ -265,18 +265,24 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   size_t len = PX_READ_CHUNK;
   if (c->state == PC_PAIRED && c->peer) {
     /* A relay leg reads no more than its partner's queue may still take:
-     * with no room, no buffer (read_cb sees UV_ENOBUFS and pauses it). */
+     * with no room, no buffer (read_cb sees UV_ENOBUFS and pauses it).
+     * Whole pooled chunks while the limit holds several; below one chunk
+     * (many pairs share max_buffered) an exact chunk of the room. */
     size_t lim = px_leg_limit(c->px), have = c->peer->inflight;
+    size_t over = sizeof(wchunk) + FERRY_WS_MAX_HEADER;
     size_t room = have < lim ? lim - have : 0;
-    room = room > sizeof(wchunk) + FERRY_WS_MAX_HEADER
-               ? room - sizeof(wchunk) - FERRY_WS_MAX_HEADER : 0;
-    if (room < PX_MIN_READ) {
+    int none;
+    if (lim >= over + PX_READ_CHUNK) {
+      none = room < over + PX_READ_CHUNK;
+    } else {
+      len = room > over ? room - over : 0;
+      none = len < PX_MIN_READ;
+    }
+    if (none) {
       buf->base = NULL;
       buf->len = 0;
       return;
     }
-    if (room < len)
-      len = room;
   }
   wchunk *w = chunk_new(c->px, len);
   buf->base = w ? (char *)w->data + FERRY_WS_MAX_HEADER : NULL;
