@@ -5,11 +5,18 @@
  *
  *   bench_proxy [MiB] [path/to/ferry]     (default 512 MiB, ../ferry)
  *
- * Three rounds, direct and proxied alternating so that a busy machine
- * disturbs both alike; the best rate of each is reported.
- * Prints the two rates and their ratio; the proxy adds a second TCP hop
- * and a user-space copy-free relay, so a ratio near 0.5-1.0 is wire speed
- * on a 2-core machine (sender, proxy and receiver share the cores). */
+ * Five rounds, direct and proxied alternating so that a busy machine
+ * disturbs both alike; the best rate of each is reported.  Two proxies
+ * run side by side: the default relay (splice on Linux) and --no-splice
+ * (left out with a ferry that lacks the option, to compare with older
+ * builds).  Both ends use the same 256 KiB reads and writes and
+ * TCP_NODELAY, direct and proxied.
+ * Prints the rates and their ratios, the CPU seconds per GiB of the ends
+ * and of each proxy (independent of other load on the machine), the
+ * latency of TVM-style split writes (length and body apart, no
+ * TCP_NODELAY) direct and through the proxy, and each proxy's VmHWM.  A
+ * proxy adds a second TCP hop, which on loopback costs about what the
+ * first does: with every core busy the rate ratio tends to the CPU ratio. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -44,16 +51,18 @@ static void die(const char *what) {
   exit(1);
 }
 
-static int connect_to(int port) {
+/* nodelay 0: as TVM's client, which leaves Nagle on. */
+static int connect_opt(int port, int nodelay) {
   int s = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0)
     die("connect");
-  int one = 1;
-  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
   return s;
 }
+
+static int connect_to(int port) { return connect_opt(port, 1); }
 
 static void write_all(int fd, const void *p, size_t n) {
   const uint8_t *b = p;
@@ -76,6 +85,22 @@ static void read_all(int fd, void *p, size_t n) {
       continue;
     if (r <= 0)
       die("read");
+    b += r;
+    n -= (size_t)r;
+  }
+}
+
+/* read_all with a quick ACK after every read, as ferry's server reads. */
+static void read_all_quickack(int fd, void *p, size_t n) {
+  uint8_t *b = p;
+  while (n) {
+    ssize_t r = read(fd, b, n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      die("read");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     b += r;
     n -= (size_t)r;
   }
@@ -150,14 +175,58 @@ static double direct(uint64_t bytes) {
   return r;
 }
 
-static int handshake(int port, const char *key) {
-  int s = connect_to(port);
+static int handshake_opt(int port, const char *key, int nodelay) {
+  int s = connect_opt(port, nodelay);
   uint8_t hdr[8];
   put_le32(hdr, FERRY_RPC_MAGIC);
   put_le32(hdr + 4, (uint32_t)strlen(key));
   write_all(s, hdr, 8);
   write_all(s, key, strlen(key));
   return s;
+}
+
+static int handshake(int port, const char *key) { return handshake_opt(port, key, 1); }
+
+/* Round trips as TVM's client makes them: the request's length and body
+ * in two writes on a socket without TCP_NODELAY; the far end (like
+ * ferry's server) reads with a quick ACK and answers in one write.  The
+ * body waits for the ACK of the length (Nagle): without a quick ACK at
+ * the receiver that is a delayed ACK, ~40 ms.  Returns microseconds per
+ * round trip. */
+#define RTT_BODY 64
+static double split_rtt_us(int cli, int srv, int n) {
+  uint8_t len[8], body[RTT_BODY], in[8 + RTT_BODY];
+  memset(len, 0, sizeof len);
+  put_le32(len, RTT_BODY);
+  memset(body, 7, sizeof body);
+  double t0 = now_s();
+  for (int i = 0; i < n; i++) {
+    write_all(cli, len, sizeof len);
+    write_all(cli, body, sizeof body);
+    read_all_quickack(srv, in, sizeof in);
+    write_all(srv, in, sizeof in);
+    read_all(cli, in, sizeof in);
+  }
+  return (now_s() - t0) * 1e6 / n;
+}
+
+static double direct_rtt_us(int n) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) ||
+      getsockname(l, (struct sockaddr *)&a, &al))
+    die("listen");
+  int c = connect_opt(ntohs(a.sin_port), 0);
+  int s = accept(l, NULL, NULL);
+  int one = 1;
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  double r = split_rtt_us(c, s, n);
+  close(c);
+  close(s);
+  close(l);
+  return r;
 }
 
 static void expect_success(int s) {
@@ -222,7 +291,9 @@ typedef struct proxy_proc {
   int srv, cli; /* a paired server and client */
 } proxy_proc;
 
-static void proxy_start(proxy_proc *px, const char *ferry, const char *extra) {
+/* 0, or -1 if that proxy did not start (an older ferry without the
+ * option): then it is left out of the report. */
+static int proxy_start(proxy_proc *px, const char *ferry, const char *extra) {
   int pipefd[2];
   if (pipe(pipefd))
     die("pipe");
@@ -245,16 +316,22 @@ static void proxy_start(proxy_proc *px, const char *ferry, const char *extra) {
       px->port = atoi(colon + 1);
   }
   if (!px->port) {
-    fprintf(stderr, "bench_proxy: %s proxy did not start\n", ferry);
-    exit(1);
+    fprintf(stderr, "bench_proxy: %s proxy %s did not start\n", ferry, extra ? extra : "");
+    waitpid(px->pid, NULL, 0);
+    fclose(px->log);
+    px->pid = 0;
+    return -1;
   }
   px->srv = handshake(px->port, "server:bench");
   px->cli = handshake(px->port, "client:bench");
   expect_success(px->srv);
   expect_success(px->cli);
+  return 0;
 }
 
 static int proxy_stop(proxy_proc *px) {
+  if (!px->pid)
+    return 1;
   close(px->srv);
   close(px->cli);
   kill(px->pid, SIGTERM);
@@ -283,9 +360,10 @@ int main(int argc, char **argv) {
   /* The default relay (splice on Linux) and the portable one, side by
    * side with the direct baseline. */
   proxy_proc ks, us;
-  proxy_start(&ks, ferry, NULL);
-  proxy_start(&us, ferry, "--no-splice");
-  long hwm_idle = vm_hwm_kib(ks.pid), hwm_idle_us = vm_hwm_kib(us.pid);
+  if (proxy_start(&ks, ferry, NULL))
+    return 1;
+  int have_us = proxy_start(&us, ferry, "--no-splice") == 0;
+  long hwm_idle = vm_hwm_kib(ks.pid), hwm_idle_us = have_us ? vm_hwm_kib(us.pid) : 0;
 
   (void)direct(64 << 20); /* warm-up */
   /* CPU seconds per round: the ends (this process) and the proxy. */
@@ -304,6 +382,8 @@ int main(int argc, char **argv) {
     p = r > p ? r : p;
     r = transfer(ks.cli, ks.srv, bytes / 4);
     p_back = r > p_back ? r : p_back;
+    if (!have_us)
+      continue;
     c0 = cpu_s(us.pid);
     e0 = self_cpu_s();
     r = transfer(us.srv, us.cli, bytes);
@@ -312,28 +392,47 @@ int main(int argc, char **argv) {
     u = r > u ? r : u;
   }
   double gib = (double)bytes * ROUNDS / (1 << 30);
-  long hwm = vm_hwm_kib(ks.pid), hwm_us = vm_hwm_kib(us.pid);
+  long hwm = vm_hwm_kib(ks.pid), hwm_us = have_us ? vm_hwm_kib(us.pid) : 0;
+
+  /* Latency of TVM-style split writes, direct and through the proxy. */
+  enum { RTT_N = 100 };
+  int rs = handshake(ks.port, "server:rtt");
+  int rc_ = handshake_opt(ks.port, "client:rtt", 0);
+  expect_success(rs);
+  expect_success(rc_);
+  (void)split_rtt_us(rc_, rs, 10);
+  double rtt_p = split_rtt_us(rc_, rs, RTT_N);
+  double rtt_d = direct_rtt_us(RTT_N);
+  close(rs);
+  close(rc_);
   int ok = proxy_stop(&ks) & proxy_stop(&us);
 
   printf("transfer size          %llu MiB (best of %d rounds)\n", (unsigned long long)mib,
          ROUNDS);
   printf("direct loopback TCP    %8.1f MiB/s\n", d);
-  printf("through ferry proxy    %8.1f MiB/s  (server -> client)\n", p);
+  printf("through ferry proxy    %8.1f MiB/s  (server -> client, default relay)\n", p);
   printf("through ferry proxy    %8.1f MiB/s  (client -> server, %llu MiB)\n", p_back,
          (unsigned long long)(mib / 4));
-  printf("  --no-splice          %8.1f MiB/s  (server -> client)\n", u);
+  if (have_us)
+    printf("through --no-splice    %8.1f MiB/s  (server -> client)\n", u);
   printf("ratio proxy / direct   %8.2f\n", p / d);
-  printf("  --no-splice / direct %8.2f\n", u / d);
+  if (have_us)
+    printf("ratio --no-splice / direct %4.2f\n", u / d);
   /* Where the time goes, independent of how busy the machine is: CPU
    * seconds per GiB of the two ends and of the proxy.  On a machine whose
    * cores are all busy with the transfer, the rate ratio tends to the
    * ratio of these totals. */
-  printf("CPU s/GiB: ends direct %6.3f | ends %6.3f + proxy %6.3f (splice) | "
-         "ends %6.3f + proxy %6.3f (--no-splice)\n",
-         ends_d / gib, ends_ks / gib, cpu_ks / gib, ends_us / gib, cpu_us / gib);
-  printf("CPU ratio direct / proxied %5.2f (splice)  %5.2f (--no-splice)\n",
-         ends_d / (ends_ks + cpu_ks), ends_d / (ends_us + cpu_us));
+  printf("CPU s/GiB: ends direct %.3f | ends %.3f + proxy %.3f (default)", ends_d / gib,
+         ends_ks / gib, cpu_ks / gib);
+  if (have_us)
+    printf(" | ends %.3f + proxy %.3f (--no-splice)", ends_us / gib, cpu_us / gib);
+  printf("\nCPU ratio direct / proxied %.2f (default)", ends_d / (ends_ks + cpu_ks));
+  if (have_us)
+    printf("  %.2f (--no-splice)", ends_d / (ends_us + cpu_us));
+  printf("\nsplit-write round trip %.1f us direct, %.1f us through the proxy "
+         "(ratio %.1f; ~40000 us = a delayed ACK)\n", rtt_d, rtt_p, rtt_p / rtt_d);
   printf("proxy peak RSS         %8ld KiB  (idle %ld KiB)\n", hwm, hwm_idle);
-  printf("  --no-splice          %8ld KiB  (idle %ld KiB)\n", hwm_us, hwm_idle_us);
+  if (have_us)
+    printf("  --no-splice          %8ld KiB  (idle %ld KiB)\n", hwm_us, hwm_idle_us);
   return ok ? 0 : 1;
 }
