@@ -1,24 +1,23 @@
-/* The proxy's connections: accept, data-plane handshake with a deadline,
- * pairing, and the relay with back-pressure (tracker-proxy-server.md §6.2,
- * §6.3, §6.5).
+/* The proxy's connections: data-plane handshake with a deadline, pairing,
+ * and the portable relay with back-pressure (tracker-proxy-server.md
+ * §6.2, §6.3, §6.5); accept.c lets them in, splice.c relays plain TCP
+ * pairs inside the kernel.
  *
  * Memory per pair is bounded whatever the transfer size: a read chunk is
  * handed to the partner's write queue as is (no copy), and while the
- * partner has more than high_water bytes queued, the reading side is
- * stopped (TCP flow control then slows the sender down).  All pairs
- * together are bounded too: each relay leg may queue at most its share of
- * max_buffered (px_leg_limit), counted in allocated bytes, so the proxy's
- * relay memory stays under max_buffered however many pairs stall.  What
- * one address can hold is
- * bounded by max_per_addr unpaired connections (handshake, parked,
- * waiting), so that one peer cannot fill the table for everyone. */
+ * partner has more than its limit queued, the reading side is stopped
+ * (TCP flow control then slows the sender down).  All pairs together are
+ * bounded too: each relay leg may queue at most its share of max_buffered
+ * (px_leg_limit), counted in allocated bytes, so the proxy's relay memory
+ * stays under max_buffered however many pairs stall.  What one address
+ * can hold is bounded by max_per_addr unpaired connections (handshake,
+ * parked, waiting), so that one peer cannot fill the table for everyone. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "base/allow.h"
 #include "base/bytes.h"
 #include "base/log.h"
 #include "base/net.h"
@@ -218,7 +217,7 @@ static void timer_cb(uv_timer_t *t) {
 }
 
 /* The connection no longer counts against its address's limit. */
-static void uncount(pconn *c) {
+void px_conn_uncount(pconn *c) {
   if (c->counted)
     ferry_addrcount_sub(&c->px->peers, c->addr);
   c->counted = 0;
@@ -227,7 +226,7 @@ static void uncount(pconn *c) {
 void px_conn_close(pconn *c, int flush) {
   if (c->state == PC_CLOSING)
     return;
-  uncount(c);
+  px_conn_uncount(c);
   px_splice_close(c);
   int was = c->state;
   if (was == PC_PAIRED)
@@ -295,8 +294,8 @@ static wchunk *chunk_of(const uv_buf_t *buf) {
 }
 
 static void pair(pconn *a, pconn *b) {
-  uncount(a);
-  uncount(b);
+  px_conn_uncount(a);
+  px_conn_uncount(b);
   a->px->npaired += 2;
   a->peer = b;
   b->peer = a;
@@ -347,7 +346,7 @@ static void pair(pconn *a, pconn *b) {
   }
 }
 
-static void reject(pconn *c, int32_t code) {
+void px_conn_reject(pconn *c, int32_t code) {
   send_code(c, code);
   px_conn_close(c, 1);
 }
@@ -377,7 +376,7 @@ static void handshake_done(pconn *c) {
   size_t ml;
   if (ferry_pairing_match_key(key, kl, &mk, &ml)) {
     ferry_warn("%s: key has no match key after its role; closing", c->name);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   }
   c->role = ferry_pairing_role(key, kl);
@@ -406,22 +405,22 @@ static void handshake_done(pconn *c) {
   case FERRY_PAIR_DUPLICATE:
     px_printable(shown, sizeof shown, mk, ml);
     ferry_info("%s: duplicate connection with same key=%s", c->name, shown);
-    reject(c, FERRY_RPC_CODE_DUPLICATE);
+    px_conn_reject(c, FERRY_RPC_CODE_DUPLICATE);
     return;
   case FERRY_PAIR_MISMATCH:
     px_printable(shown, sizeof shown, mk, ml);
     ferry_info("%s: no server waits with match key=%s", c->name, shown);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   case FERRY_ETOOBIG:
     ferry_warn("%s: %zu connections wait already (limit %zu); closing", c->name,
                px->table.count, px->table.max);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   case FERRY_EINVAL:
     ferry_warn("%s: device key is not UTF-8 text (it could not be offered at "
                "the tracker); closing", c->name);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   default:
     ferry_warn("%s: cannot park: %s", c->name, ferry_strerror(rc));
@@ -558,108 +557,7 @@ static void resume_reading(pconn *c) {
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-
-/* "tcp IP:PORT" into out; the peer's address into ss (family AF_UNSPEC
- * when unknown) and its text into ip. */
-static void peer_label(uv_tcp_t *t, char *out, size_t cap, int web,
-                       struct sockaddr_storage *pss, char ip[64]) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  memset(&ss, 0, sizeof ss);
-  strcpy(ip, "?");
-  int port = 0;
-  if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, 64);
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, 64);
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-  }
-  snprintf(out, cap, "%s %s:%d", web ? "web" : "tcp", ip, port);
-  *pss = ss;
-}
-
-void px_on_connection(uv_stream_t *server, int status, int web) {
-  ferry_proxy *px = server->data;
-  if (status < 0) {
-    ferry_warn("accept failed: %s", uv_strerror(status));
-    return;
-  }
-  pconn *c = calloc(1, sizeof *c);
-  if (!c) {
-    ferry_error("out of memory accepting a connection");
-    return;
-  }
-  c->px = px;
-  c->web = web;
-  c->file_fd = -1;
-  c->poll_fd = c->pipe_r = c->pipe_w = -1;
-  c->state = web ? PC_HTTP : PC_HANDSHAKE;
-  ferry_handshake_reader_init(&c->hs, 1, FERRY_HANDSHAKE_MAX_KEY);
-  ferry_http_request_init(&c->http);
-  ferry_ws_decoder_init(&c->wsd, 1, FERRY_WS_MAX_MESSAGE);
-  uv_tcp_init(&px->loop, &c->tcp);
-  uv_timer_init(&px->loop, &c->timer);
-  c->tcp.data = c;
-  c->timer.data = c;
-  c->handles_open = 2;
-  c->next = px->conns;
-  if (px->conns)
-    px->conns->prev = c;
-  px->conns = c;
-  px->nconns++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-    px_conn_close(c, 0);
-    return;
-  }
-  struct sockaddr_storage ss;
-  char ip[64];
-  peer_label(&c->tcp, c->name, sizeof c->name, web, &ss, ip);
-  const ferry_allow *allow = px->cfg->allow;
-  if (allow && allow->n && !ferry_allow_match(allow, (struct sockaddr *)&ss)) {
-    char list[256];
-    ferry_allow_format(allow, list, sizeof list);
-    ferry_warn("%s refused: not in --allow %s", c->name, list);
-    px_conn_close(c, 0);
-    return;
-  }
-  if (px->nconns > px->cfg->max_conns) {
-    ferry_warn("%s refused: %zu connections are open (limit %zu)", c->name,
-               px->nconns - 1, px->cfg->max_conns);
-    px_conn_close(c, 0);
-    return;
-  }
-  if (ferry_addrcount_key((struct sockaddr *)&ss, c->addr) == 0) {
-    uint32_t held = ferry_addrcount_get(&px->peers, c->addr);
-    if (held >= px->cfg->max_per_addr) {
-      ferry_warn("%s refused: %u connections from %s wait or handshake already "
-                 "(--max-per-address %zu)", c->name, (unsigned)held, ip,
-                 px->cfg->max_per_addr);
-      px_conn_close(c, 0);
-      return;
-    }
-    /* Cannot fail: the table holds max_conns + 1 addresses. */
-    c->counted = ferry_addrcount_add(&px->peers, c->addr) == 0;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  ferry_debug("%s connected", c->name);
-  uv_timer_start(&c->timer, timer_cb,
-                 web ? PX_HTTP_DEADLINE_MS : (uint64_t)px->cfg->handshake_ms, 0);
+void px_conn_start(pconn *c, uint64_t deadline_ms) {
+  uv_timer_start(&c->timer, timer_cb, deadline_ms, 0);
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-}
-
-/* Expires proxy-mode waiters (MISMATCH, as TVM after its 600 s). */
-void px_conns_sweep(ferry_proxy *px) {
-  void *out[64];
-  size_t n;
-  while ((n = ferry_pairing_expire(&px->table, px_now(px), out, 64)) > 0) {
-    for (size_t i = 0; i < n; i++) {
-      pconn *c = out[i];
-      ferry_info("%s: timeout, no partner within %g s", c->name, px->cfg->wait_s);
-      c->state = PC_HANDSHAKE; /* no longer in the table */
-      reject(c, FERRY_RPC_CODE_MISMATCH);
-    }
-  }
 }

@@ -130,10 +130,18 @@ struct ferry_proxy {
   int stopping;
 };
 
-/* conn.c */
+/* accept.c */
 void px_on_connection(uv_stream_t *server, int status, int web);
-void px_conn_close(pconn *c, int flush);
 void px_conns_sweep(ferry_proxy *px);
+
+/* conn.c */
+void px_conn_close(pconn *c, int flush);
+/* Starts the handshake (or HTTP head) deadline and reading. */
+void px_conn_start(pconn *c, uint64_t deadline_ms);
+/* Sends W(code) and closes after it was written. */
+void px_conn_reject(pconn *c, int32_t code);
+/* c no longer counts against its address's --max-per-address. */
+void px_conn_uncount(pconn *c);
 void px_pool_free(ferry_proxy *px);
 /* How many bytes (allocated) one relay leg's queue may hold: high_water,
  * or its share of max_buffered if smaller (at least PX_MIN_SHARE). */
