@@ -14,7 +14,7 @@ int ferry_cmd_proxy(int argc, char **argv) {
   ferry_proxy_config_init(&cfg);
   long port = cfg.port, port_end = cfg.port_end, web_port = -1;
   const char *tracker = NULL, *web_root = NULL;
-  int example_rpc = 0, silent = 0, no_splice = 0;
+  int example_rpc = 0, silent = 0, use_splice = 0;
   double timeout = cfg.wait_s, handshake_timeout = cfg.handshake_ms / 1000.0;
   double high_water_kib = (double)(cfg.high_water >> 10);
   double max_buffer_mib = (double)(cfg.max_buffered >> 20);
@@ -43,15 +43,15 @@ int ferry_cmd_proxy(int argc, char **argv) {
       {"high-water", FERRY_OPT_DOUBLE, &high_water_kib, "KIB",
        "relay: stop reading a side while its partner has more queued (1024)"},
       {"max-buffer", FERRY_OPT_DOUBLE, &max_buffer_mib, "MIB",
-       "relay: stop reading every side while the proxy holds more queued "
-       "bytes in all (64)"},
+       "relay memory of all pairs together: each direction may queue its "
+       "share, at most --high-water (64)"},
       {"max-per-address", FERRY_OPT_INT, &max_per_addr, "N",
        "connections one address may have waiting or in the handshake (256)"},
       {"allow", FERRY_OPT_STRING, &allow_spec, "CIDR[,CIDR...]",
        "accept connections (TCP and web port) only from these networks"},
-      {"no-splice", FERRY_OPT_FLAG, &no_splice, NULL,
-       "relay through the proxy's own buffers even where splice(2) works "
-       "(Linux relays plain TCP pairs inside the kernel)"},
+      {"splice", FERRY_OPT_FLAG, &use_splice, NULL,
+       "Linux: relay plain TCP pairs inside the kernel with splice(2) "
+       "instead of through the proxy's buffers (off)"},
       {"silent", FERRY_OPT_FLAG, &silent, NULL, "log warnings and errors only"},
   };
   const ferry_cmd_spec spec = {
@@ -123,7 +123,7 @@ int ferry_cmd_proxy(int argc, char **argv) {
   cfg.high_water = (size_t)(high_water_kib * 1024);
   cfg.max_buffered = (size_t)(max_buffer_mib * 1024 * 1024);
   cfg.max_per_addr = (size_t)max_per_addr;
-  cfg.no_splice = no_splice;
+  cfg.splice = use_splice;
   char err[512] = "";
   rc = ferry_proxy_run(&cfg, err, sizeof err);
   if (rc) {

@@ -337,9 +337,10 @@ static void pair(pconn *a, pconn *b) {
     }
   }
   ferry_info("paired %s and %s", a->name, b->name);
-  /* Plain TCP on both sides: hand the relay to the kernel once the
-   * replies are out (no reads meanwhile, so no byte can pass them). */
-  if (!a->ws && !b->ws && !a->px->cfg->no_splice && px_splice_available()) {
+  /* --splice and plain TCP on both sides: hand the relay to the kernel
+   * once the replies are out (no reads meanwhile, so no byte can pass
+   * them). */
+  if (!a->ws && !b->ws && a->px->cfg->splice && px_splice_available()) {
     a->splice = b->splice = 1;
     uv_read_stop((uv_stream_t *)&a->tcp);
     uv_read_stop((uv_stream_t *)&b->tcp);

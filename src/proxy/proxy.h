@@ -22,9 +22,9 @@ typedef struct ferry_proxy_config {
   size_t high_water;        /* relay: pause the sender above this (bytes) */
   size_t max_conns;         /* ceiling on open connections */
   size_t max_per_addr;      /* unpaired connections of one peer address */
-  size_t max_buffered;      /* relay bytes queued in all, before pausing */
+  size_t max_buffered;      /* relay bytes all pairs may queue, in shares */
   const ferry_allow *allow; /* peers that may connect; NULL or empty: all */
-  int no_splice;            /* relay in user space even where splice(2) works */
+  int splice;               /* relay plain TCP pairs with splice(2) (Linux) */
 } ferry_proxy_config;
 
 /* TVM's CLI defaults, plus ferry's bounds. */

@@ -166,16 +166,16 @@ def test_one_address_past_its_limit_is_refused_another_still_pairs(spawn):
         s.close()
 
 
-@pytest.mark.parametrize("relay", ["splice", "no-splice"])
+@pytest.mark.parametrize("relay", ["portable", "splice"])
 def test_stalled_pairs_hold_bounded_memory(spawn, relay):
     """300 pairs whose clients never read: the proxy's queues stay within
     --max-buffer (64 MiB by default) in all, not 300 x --high-water.  With
-    splice the bytes wait in pipes (kernel), not in the proxy."""
+    --splice the bytes wait in pipes (kernel), not in the proxy."""
     env = None
     if ASAN:
         # Freed chunks sit in ASan's quarantine (256 MiB by default).
         env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"}
-    px = spawn("proxy", "--port", "0", *(["--no-splice"] if relay == "no-splice" else []),
+    px = spawn("proxy", "--port", "0", *(["--splice"] if relay == "splice" else []),
                env=env)
     STARTED.append(px)
     rss0 = vm_kib(px.proc.pid, "VmRSS")

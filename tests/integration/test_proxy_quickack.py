@@ -34,7 +34,7 @@ def split_dial(port, key):
     return s
 
 
-@pytest.mark.parametrize("relay", ["splice", "no-splice"])
+@pytest.mark.parametrize("relay", ["portable", "splice"])
 def test_quickack_after_reads_on_both_legs(tmp_path, relay):
     strace = shutil.which("strace")
     if not strace:
@@ -42,7 +42,7 @@ def test_quickack_after_reads_on_both_legs(tmp_path, relay):
     trace = tmp_path / "trace"
     proc = subprocess.Popen(
         [strace, "-f", "-qq", "-e", "trace=setsockopt,accept4,accept,fcntl", "-o", str(trace),
-         FERRY, "proxy", "--port", "0"] + (["--no-splice"] if relay == "no-splice" else []),
+         FERRY, "proxy", "--port", "0"] + (["--splice"] if relay == "splice" else []),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     lines = []
     port = None
