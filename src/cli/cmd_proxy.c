@@ -14,9 +14,12 @@ int ferry_cmd_proxy(int argc, char **argv) {
   ferry_proxy_config_init(&cfg);
   long port = cfg.port, port_end = cfg.port_end, web_port = -1;
   const char *tracker = NULL, *web_root = NULL;
-  int example_rpc = 0, silent = 0;
+  int example_rpc = 0, silent = 0, use_splice = 0;
   double timeout = cfg.wait_s, handshake_timeout = cfg.handshake_ms / 1000.0;
   double high_water_kib = (double)(cfg.high_water >> 10);
+  double max_buffer_mib = (double)(cfg.max_buffered >> 20);
+  long max_per_addr = (long)cfg.max_per_addr;
+  const char *allow_spec = NULL;
   const ferry_opt opts[] = {
       {"host", FERRY_OPT_STRING, &cfg.host, "HOST",
        "address of the TCP port and of the web port (127.0.0.1)"},
@@ -39,6 +42,16 @@ int ferry_cmd_proxy(int argc, char **argv) {
        "TVM source tree with the example's web build ($TVM_HOME or .)"},
       {"high-water", FERRY_OPT_DOUBLE, &high_water_kib, "KIB",
        "relay: stop reading a side while its partner has more queued (1024)"},
+      {"max-buffer", FERRY_OPT_DOUBLE, &max_buffer_mib, "MIB",
+       "relay memory of all pairs together: each direction may queue its "
+       "share, at most --high-water (64)"},
+      {"max-per-address", FERRY_OPT_INT, &max_per_addr, "N",
+       "connections one address may have waiting or in the handshake (256)"},
+      {"allow", FERRY_OPT_STRING, &allow_spec, "CIDR[,CIDR...]",
+       "accept connections (TCP and web port) only from these networks"},
+      {"splice", FERRY_OPT_FLAG, &use_splice, NULL,
+       "Linux: relay plain TCP pairs inside the kernel with splice(2) "
+       "instead of through the proxy's buffers (off)"},
       {"silent", FERRY_OPT_FLAG, &silent, NULL, "log warnings and errors only"},
   };
   const ferry_cmd_spec spec = {
@@ -63,6 +76,24 @@ int ferry_cmd_proxy(int argc, char **argv) {
   if (!(high_water_kib >= 64) || high_water_kib > 1024 * 1024) {
     fprintf(stderr, "ferry proxy: --high-water must be 64..1048576 KiB\n");
     return 2;
+  }
+  if (!(max_buffer_mib >= 1) || max_buffer_mib > 1024 * 1024) {
+    fprintf(stderr, "ferry proxy: --max-buffer must be 1..1048576 MiB\n");
+    return 2;
+  }
+  if (max_per_addr < 1 || max_per_addr > (long)cfg.max_conns) {
+    fprintf(stderr, "ferry proxy: --max-per-address must be 1..%zu\n", cfg.max_conns);
+    return 2;
+  }
+  ferry_allow allow;
+  ferry_allow_init(&allow);
+  if (allow_spec) {
+    char aerr[256] = "";
+    if (ferry_allow_parse(&allow, allow_spec, aerr, sizeof aerr) != 0) {
+      fprintf(stderr, "ferry proxy: --allow: %s\n", aerr);
+      return 2;
+    }
+    cfg.allow = &allow;
   }
   char thost[256];
   if (tracker && *tracker) {
@@ -90,6 +121,9 @@ int ferry_cmd_proxy(int argc, char **argv) {
   cfg.example_rpc = example_rpc;
   cfg.web_root = web_root;
   cfg.high_water = (size_t)(high_water_kib * 1024);
+  cfg.max_buffered = (size_t)(max_buffer_mib * 1024 * 1024);
+  cfg.max_per_addr = (size_t)max_per_addr;
+  cfg.splice = use_splice;
   char err[512] = "";
   rc = ferry_proxy_run(&cfg, err, sizeof err);
   if (rc) {

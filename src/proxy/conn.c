@@ -1,11 +1,17 @@
-/* The proxy's connections: accept, data-plane handshake with a deadline,
- * pairing, and the relay with back-pressure (tracker-proxy-server.md §6.2,
- * §6.3, §6.5).
+/* The proxy's connections: data-plane handshake with a deadline, pairing,
+ * and the portable relay with back-pressure (tracker-proxy-server.md
+ * §6.2, §6.3, §6.5); accept.c lets them in, splice.c relays plain TCP
+ * pairs inside the kernel.
  *
  * Memory per pair is bounded whatever the transfer size: a read chunk is
  * handed to the partner's write queue as is (no copy), and while the
- * partner has more than high_water bytes queued, the reading side is
- * stopped (TCP flow control then slows the sender down). */
+ * partner has more than its limit queued, the reading side is stopped
+ * (TCP flow control then slows the sender down).  All pairs together are
+ * bounded too: each relay leg may queue at most its share of max_buffered
+ * (px_leg_limit), counted in allocated bytes, so the proxy's relay memory
+ * stays under max_buffered however many pairs stall.  What one address
+ * can hold is bounded by max_per_addr unpaired connections (handshake,
+ * parked, waiting), so that one peer cannot fill the table for everyone. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -14,11 +20,12 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
+#include "base/net.h"
 #include "base/util.h"
 #include "proxy/proxy_internal.h"
 #include "wire/constants.h"
 
-static void handle_closed_cb(uv_handle_t *h) {
+void px_handle_closed_cb(uv_handle_t *h) {
   pconn *c = h->data;
   if (--c->handles_open > 0)
     return;
@@ -34,30 +41,45 @@ static void handle_closed_cb(uv_handle_t *h) {
   ferry_http_request_close(&c->http);
   if (c->file_fd >= 0)
     close(c->file_fd);
+  if (c->poll_fd >= 0)
+    close(c->poll_fd);
   free(c);
 }
 
 static void close_handles(pconn *c) {
   if (!uv_is_closing((uv_handle_t *)&c->tcp))
-    uv_close((uv_handle_t *)&c->tcp, handle_closed_cb);
+    uv_close((uv_handle_t *)&c->tcp, px_handle_closed_cb);
   if (!uv_is_closing((uv_handle_t *)&c->timer))
-    uv_close((uv_handle_t *)&c->timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&c->timer, px_handle_closed_cb);
 }
 
-/* Read-sized chunks are recycled through a small pool: a relay at wire
- * speed would otherwise malloc and free 64 KiB per read. */
+/* Full read chunks are recycled through a small pool: a relay at wire
+ * speed would otherwise malloc and free one per read.  Any other size is
+ * allocated exactly, so that what a queue holds is what it counts. */
 static wchunk *chunk_new(ferry_proxy *px, size_t payload) {
-  if (payload <= PX_READ_CHUNK && px->pool) {
+  if (payload == PX_READ_CHUNK && px->pool) {
     wchunk *w = px->pool;
     px->pool = w->next_free;
     px->npool--;
     return w;
   }
-  size_t cap = payload <= PX_READ_CHUNK ? PX_READ_CHUNK : payload;
-  wchunk *w = malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + cap);
+  wchunk *w = malloc(sizeof(wchunk) + FERRY_WS_MAX_HEADER + payload);
   if (w)
-    w->cap = cap;
+    w->cap = payload;
   return w;
+}
+
+/* Bytes a queued chunk holds in memory: what the limits count. */
+static size_t chunk_bytes(const wchunk *w) {
+  return sizeof(wchunk) + FERRY_WS_MAX_HEADER + w->cap;
+}
+
+size_t px_leg_limit(const ferry_proxy *px) {
+  size_t hw = px->cfg->high_water;
+  size_t share = px->npaired ? px->cfg->max_buffered / px->npaired : hw;
+  if (share < PX_MIN_SHARE)
+    share = PX_MIN_SHARE;
+  return share < hw ? share : hw;
 }
 
 static void chunk_free(ferry_proxy *px, wchunk *w) {
@@ -83,11 +105,28 @@ void px_pool_free(ferry_proxy *px) {
 
 static void resume_reading(pconn *c);
 
+/* A pair waiting for its handshake replies to be written (splice == 1):
+ * once both queues are empty, the kernel relays (splice.c); if it cannot,
+ * the portable relay reads again. */
+static void maybe_splice(pconn *c) {
+  pconn *p = c->peer;
+  if (c->state != PC_PAIRED || !p || c->inflight || p->inflight)
+    return;
+  if (px_splice_start(c) == 0) {
+    ferry_debug("%s and %s relayed by splice", c->name, p->name);
+    return;
+  }
+  c->splice = p->splice = 0;
+  resume_reading(c);
+  resume_reading(p);
+}
+
 static void write_cb(uv_write_t *req, int status) {
   wchunk *w = ferry_container_of(req, wchunk, req);
   pconn *to = w->to;
+  ferry_proxy *px = to->px;
   to->inflight -= w->counted;
-  chunk_free(to->px, w);
+  chunk_free(px, w);
   if (status < 0) {
     if (status != UV_ECANCELED && to->state != PC_CLOSING) {
       ferry_info("write to %s failed: %s", to->name, uv_strerror(status));
@@ -95,26 +134,30 @@ static void write_cb(uv_write_t *req, int status) {
     }
     return;
   }
+  if (to->splice == 1) {
+    maybe_splice(to);
+    return;
+  }
   if (to->state == PC_FILE && to->inflight == 0) {
     px_file_continue(to);
     return;
   }
   pconn *from = to->peer;
-  if (from && from->paused && to->inflight <= to->px->cfg->high_water / 2)
+  if (from && from->paused && to->inflight <= px_leg_limit(px) / 2)
     resume_reading(from);
 }
 
 
 static int submit(pconn *to, wchunk *w, uint8_t *p, size_t n) {
   w->to = to;
-  w->counted = n;
+  w->counted = chunk_bytes(w);
   uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
   int rc = uv_write(&w->req, (uv_stream_t *)&to->tcp, &b, 1, write_cb);
   if (rc) {
     chunk_free(to->px, w);
     return rc;
   }
-  to->inflight += n;
+  to->inflight += w->counted;
   return 0;
 }
 
@@ -173,10 +216,21 @@ static void timer_cb(uv_timer_t *t) {
   }
 }
 
+/* The connection no longer counts against its address's limit. */
+void px_conn_uncount(pconn *c) {
+  if (c->counted)
+    ferry_addrcount_sub(&c->px->peers, c->addr);
+  c->counted = 0;
+}
+
 void px_conn_close(pconn *c, int flush) {
   if (c->state == PC_CLOSING)
     return;
+  px_conn_uncount(c);
+  px_splice_close(c);
   int was = c->state;
+  if (was == PC_PAIRED)
+    c->px->npaired--;
   c->state = PC_CLOSING;
   if (was == PC_WAITING &&
       ferry_pairing_remove(&c->px->table, c) == 1)
@@ -207,9 +261,31 @@ void px_conn_close(pconn *c, int flush) {
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   pconn *c = h->data;
-  wchunk *w = chunk_new(c->px, PX_READ_CHUNK);
+  size_t len = PX_READ_CHUNK;
+  if (c->state == PC_PAIRED && c->peer) {
+    /* A relay leg reads no more than its partner's queue may still take:
+     * with no room, no buffer (read_cb sees UV_ENOBUFS and pauses it).
+     * Whole pooled chunks while the limit holds several; below one chunk
+     * (many pairs share max_buffered) an exact chunk of the room. */
+    size_t lim = px_leg_limit(c->px), have = c->peer->inflight;
+    size_t over = sizeof(wchunk) + FERRY_WS_MAX_HEADER;
+    size_t room = have < lim ? lim - have : 0;
+    int none;
+    if (lim >= over + PX_READ_CHUNK) {
+      none = room < over + PX_READ_CHUNK;
+    } else {
+      len = room > over ? room - over : 0;
+      none = len < PX_MIN_READ;
+    }
+    if (none) {
+      buf->base = NULL;
+      buf->len = 0;
+      return;
+    }
+  }
+  wchunk *w = chunk_new(c->px, len);
   buf->base = w ? (char *)w->data + FERRY_WS_MAX_HEADER : NULL;
-  buf->len = w ? PX_READ_CHUNK : 0;
+  buf->len = w ? len : 0;
 }
 
 static wchunk *chunk_of(const uv_buf_t *buf) {
@@ -218,6 +294,9 @@ static wchunk *chunk_of(const uv_buf_t *buf) {
 }
 
 static void pair(pconn *a, pconn *b) {
+  px_conn_uncount(a);
+  px_conn_uncount(b);
+  a->px->npaired += 2;
   a->peer = b;
   b->peer = a;
   a->state = PC_PAIRED;
@@ -258,9 +337,17 @@ static void pair(pconn *a, pconn *b) {
     }
   }
   ferry_info("paired %s and %s", a->name, b->name);
+  /* --splice and plain TCP on both sides: hand the relay to the kernel
+   * once the replies are out (no reads meanwhile, so no byte can pass
+   * them). */
+  if (!a->ws && !b->ws && a->px->cfg->splice && px_splice_available()) {
+    a->splice = b->splice = 1;
+    uv_read_stop((uv_stream_t *)&a->tcp);
+    uv_read_stop((uv_stream_t *)&b->tcp);
+  }
 }
 
-static void reject(pconn *c, int32_t code) {
+void px_conn_reject(pconn *c, int32_t code) {
   send_code(c, code);
   px_conn_close(c, 1);
 }
@@ -290,7 +377,7 @@ static void handshake_done(pconn *c) {
   size_t ml;
   if (ferry_pairing_match_key(key, kl, &mk, &ml)) {
     ferry_warn("%s: key has no match key after its role; closing", c->name);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   }
   c->role = ferry_pairing_role(key, kl);
@@ -319,16 +406,22 @@ static void handshake_done(pconn *c) {
   case FERRY_PAIR_DUPLICATE:
     px_printable(shown, sizeof shown, mk, ml);
     ferry_info("%s: duplicate connection with same key=%s", c->name, shown);
-    reject(c, FERRY_RPC_CODE_DUPLICATE);
+    px_conn_reject(c, FERRY_RPC_CODE_DUPLICATE);
     return;
   case FERRY_PAIR_MISMATCH:
     px_printable(shown, sizeof shown, mk, ml);
     ferry_info("%s: no server waits with match key=%s", c->name, shown);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   case FERRY_ETOOBIG:
-    ferry_warn("%s: too many connections wait already; closing", c->name);
-    reject(c, FERRY_RPC_CODE_MISMATCH);
+    ferry_warn("%s: %zu connections wait already (limit %zu); closing", c->name,
+               px->table.count, px->table.max);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
+    return;
+  case FERRY_EINVAL:
+    ferry_warn("%s: device key is not UTF-8 text (it could not be offered at "
+               "the tracker); closing", c->name);
+    px_conn_reject(c, FERRY_RPC_CODE_MISMATCH);
     return;
   default:
     ferry_warn("%s: cannot park: %s", c->name, ferry_strerror(rc));
@@ -376,7 +469,21 @@ void px_conn_feed_payload(pconn *c, uint8_t *p, size_t n) {
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   pconn *c = s->data;
+  if (nread == UV_ENOBUFS && c->state == PC_PAIRED) {
+    /* alloc_cb: the partner's queue is at its limit. */
+    uv_read_stop(s);
+    c->paused = 1;
+    return;
+  }
   wchunk *w = buf->base ? chunk_of(buf) : NULL;
+  if (nread > 0) {
+    /* TVM's peers write a message's length and body separately without
+     * TCP_NODELAY: an ACK at once spares each message a delayed-ACK wait
+     * (~40 ms) on their side.  Linux resets the mode, so after every read. */
+    int fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+      ferry_tcp_quickack(fd);
+  }
   if (nread <= 0 || c->state == PC_CLOSING) {
     chunk_free(c->px, w);
     if (nread < 0 && c->state != PC_CLOSING) {
@@ -416,13 +523,24 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (c->state == PC_PAIRED && c->peer && n > 0) {
     pconn *to = c->peer;
+    if (n < PX_COPY_BELOW && w->cap > n) {
+      /* A small read would pin a whole chunk while queued: copy it out, so
+       * that a stalled partner's queue holds what it counts. */
+      wchunk *small = chunk_new(c->px, n);
+      if (small) {
+        memcpy(small->data + FERRY_WS_MAX_HEADER, p, n);
+        chunk_free(c->px, w);
+        w = small;
+        p = small->data + FERRY_WS_MAX_HEADER;
+      }
+    }
     int rc = forward(to, w, p, n);
     if (rc) {
       ferry_info("relay to %s failed: %s", to->name, uv_strerror(rc));
       px_conn_close(c, 0);
       return;
     }
-    if (to->inflight > c->px->cfg->high_water) {
+    if (to->inflight >= px_leg_limit(c->px)) {
       uv_read_stop(s);
       c->paused = 1;
     }
@@ -436,84 +554,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static void resume_reading(pconn *c) {
   c->paused = 0;
-  if (c->state == PC_PAIRED)
+  if (c->state == PC_PAIRED && !c->splice)
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
-
-static void peer_label(uv_tcp_t *t, char *out, size_t cap, int web) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  char ip[64] = "?";
-  int port = 0;
-  if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-  }
-  snprintf(out, cap, "%s %s:%d", web ? "web" : "tcp", ip, port);
-}
-
-void px_on_connection(uv_stream_t *server, int status, int web) {
-  ferry_proxy *px = server->data;
-  if (status < 0) {
-    ferry_warn("accept failed: %s", uv_strerror(status));
-    return;
-  }
-  pconn *c = calloc(1, sizeof *c);
-  if (!c) {
-    ferry_error("out of memory accepting a connection");
-    return;
-  }
-  c->px = px;
-  c->web = web;
-  c->file_fd = -1;
-  c->state = web ? PC_HTTP : PC_HANDSHAKE;
-  ferry_handshake_reader_init(&c->hs, 1, FERRY_HANDSHAKE_MAX_KEY);
-  ferry_http_request_init(&c->http);
-  ferry_ws_decoder_init(&c->wsd, 1, FERRY_WS_MAX_MESSAGE);
-  uv_tcp_init(&px->loop, &c->tcp);
-  uv_timer_init(&px->loop, &c->timer);
-  c->tcp.data = c;
-  c->timer.data = c;
-  c->handles_open = 2;
-  c->next = px->conns;
-  if (px->conns)
-    px->conns->prev = c;
-  px->conns = c;
-  px->nconns++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
-    px_conn_close(c, 0);
-    return;
-  }
-  peer_label(&c->tcp, c->name, sizeof c->name, web);
-  if (px->nconns > px->cfg->max_conns) {
-    ferry_warn("%s refused: %zu connections are open (limit %zu)", c->name,
-               px->nconns - 1, px->cfg->max_conns);
-    px_conn_close(c, 0);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  ferry_debug("%s connected", c->name);
-  uv_timer_start(&c->timer, timer_cb,
-                 web ? PX_HTTP_DEADLINE_MS : (uint64_t)px->cfg->handshake_ms, 0);
+void px_conn_start(pconn *c, uint64_t deadline_ms) {
+  uv_timer_start(&c->timer, timer_cb, deadline_ms, 0);
   uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-}
-
-/* Expires proxy-mode waiters (MISMATCH, as TVM after its 600 s). */
-void px_conns_sweep(ferry_proxy *px) {
-  void *out[64];
-  size_t n;
-  while ((n = ferry_pairing_expire(&px->table, px_now(px), out, 64)) > 0) {
-    for (size_t i = 0; i < n; i++) {
-      pconn *c = out[i];
-      ferry_info("%s: timeout, no partner within %g s", c->name, px->cfg->wait_s);
-      c->state = PC_HANDSHAKE; /* no longer in the table */
-      reject(c, FERRY_RPC_CODE_MISMATCH);
-    }
-  }
 }

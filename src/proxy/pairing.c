@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/random.h"
+#include "wire/tracker_json.h"
 
 void ferry_pairing_init(ferry_pairing *t, int tracker_mode, size_t max,
                         int64_t wait_ms) {
@@ -13,7 +14,108 @@ void ferry_pairing_init(ferry_pairing *t, int tracker_mode, size_t max,
   t->wait_ms = wait_ms;
   t->alloc_timeout_ms = 5000;
   t->grace_ms = 5000;
+  t->max_offers = FERRY_PAIRING_MAX_OFFERS;
 }
+
+/* ---- device keys (tracker mode) --------------------------------------- */
+
+static ferry_pair_device *dev_find(ferry_pairing *t, const char *k, size_t len) {
+  for (ferry_pair_device *d = t->devices; d; d = d->next)
+    if (d->len == len && memcmp(d->key, k, len) == 0)
+      return d;
+  return NULL;
+}
+
+/* The record of device key k, made if new.  The key must go into the
+ * tracker's JSON as text: a NUL or invalid UTF-8 is FERRY_EINVAL (TVM's
+ * tracker would fail on it too, and one such key must not make every
+ * UPDATE_INFO of the link fail). */
+static int dev_get(ferry_pairing *t, const char *k, size_t len,
+                   ferry_pair_device **out) {
+  ferry_pair_device *d = dev_find(t, k, len);
+  if (d) {
+    *out = d;
+    return 0;
+  }
+  if (memchr(k, 0, len))
+    return FERRY_EINVAL;
+  ferry_buf esc;
+  ferry_buf_init(&esc, 6 * len + 16);
+  int rc = ferry_tracker_json_string(&esc, k, len);
+  size_t json_len = esc.len >= 2 ? esc.len - 2 : 0;
+  ferry_buf_close(&esc);
+  if (rc)
+    return rc == FERRY_ENOMEM ? rc : FERRY_EINVAL;
+  d = calloc(1, sizeof *d);
+  if (!d || !(d->key = malloc(len + 1))) {
+    free(d);
+    return FERRY_ENOMEM;
+  }
+  memcpy(d->key, k, len);
+  d->key[len] = 0;
+  d->len = len;
+  d->json_len = json_len;
+  ferry_pair_device **pp = &t->devices;
+  while (*pp)
+    pp = &(*pp)->next;
+  *pp = d;
+  *out = d;
+  return 0;
+}
+
+/* Frees d once nothing refers to it. */
+static void dev_release(ferry_pairing *t, ferry_pair_device *d) {
+  if (d->servers || d->listed)
+    return;
+  for (ferry_pair_device **pp = &t->devices; *pp; pp = &(*pp)->next) {
+    if (*pp == d) {
+      *pp = d->next;
+      break;
+    }
+  }
+  free(d->key);
+  free(d);
+}
+
+static void keyset_clear(ferry_pairing *t) {
+  for (size_t i = 0; i < t->nkeys; i++)
+    t->keyset[i]->listed = 0;
+  for (size_t i = 0; i < t->nkeys; i++)
+    dev_release(t, t->keyset[i]);
+  free(t->keyset);
+  t->keyset = NULL;
+  t->nkeys = 0;
+  t->keyset_bytes = 0;
+  t->keyset_changed = 0;
+}
+
+/* 0 if d is listed or fits in the key set, else a ferry_pair_hold.  14:
+ * "server:proxy[" and "]"; each key counts a comma. */
+static int keyset_room(const ferry_pairing *t, const ferry_pair_device *d) {
+  if (d->listed)
+    return 0;
+  if (t->nkeys >= FERRY_PAIRING_MAX_KEYSET)
+    return FERRY_PAIR_HOLD_KEYS;
+  if (14 + t->keyset_bytes + d->json_len + 1 > FERRY_PAIRING_MAX_INFO_KEY)
+    return FERRY_PAIR_HOLD_INFO;
+  return 0;
+}
+
+static int keyset_add(ferry_pairing *t, ferry_pair_device *d) {
+  if (d->listed)
+    return 0;
+  ferry_pair_device **grown = realloc(t->keyset, (t->nkeys + 1) * sizeof *grown);
+  if (!grown)
+    return FERRY_ENOMEM;
+  t->keyset = grown;
+  t->keyset[t->nkeys++] = d;
+  d->listed = 1;
+  t->keyset_bytes += d->json_len + 1;
+  t->keyset_changed = 1;
+  return 0;
+}
+
+/* ---- entries ---------------------------------------------------------- */
 
 static void entry_free(ferry_pair_entry *e) {
   free(e->match_key);
@@ -21,14 +123,24 @@ static void entry_free(ferry_pair_entry *e) {
   free(e);
 }
 
-static void keyset_clear(ferry_pairing *t) {
-  for (size_t i = 0; i < t->nkeys; i++)
-    free(t->keyset[i]);
-  free(t->keyset);
-  t->keyset = NULL;
-  t->nkeys = 0;
-  t->keyset_bytes = 0;
-  t->keyset_changed = 0;
+/* A tracker-mode server stops counting as offered (it is due again). */
+static void entry_unoffer(ferry_pairing *t, ferry_pair_entry *e) {
+  if (e->dev && !e->needs_put) {
+    e->dev->offered--;
+    t->noffers--;
+  }
+  e->needs_put = e->dev != NULL;
+}
+
+/* Frees an entry already unlinked from the list, with its counts. */
+static void entry_drop(ferry_pairing *t, ferry_pair_entry *e) {
+  ferry_pair_device *d = e->dev;
+  if (d) {
+    entry_unoffer(t, e);
+    d->servers--;
+    dev_release(t, d);
+  }
+  entry_free(e);
 }
 
 void ferry_pairing_close(ferry_pairing *t) {
@@ -40,7 +152,15 @@ void ferry_pairing_close(ferry_pairing *t) {
   }
   t->head = NULL;
   t->count = 0;
-  keyset_clear(t);
+  free(t->keyset);
+  t->keyset = NULL;
+  t->nkeys = 0;
+  while (t->devices) {
+    ferry_pair_device *d = t->devices;
+    t->devices = d->next;
+    free(d->key);
+    free(d);
+  }
 }
 
 static int is_space(char c) {
@@ -154,7 +274,7 @@ int ferry_pairing_offer(ferry_pairing *t, int role, const char *match_key,
     t->stale_offer = !e->needs_put && !key_eq(e->match_key, match_key, len);
     *partner = e->conn;
     unlink_entry(t, e);
-    entry_free(e);
+    entry_drop(t, e);
     return FERRY_PAIR_PAIRED;
   }
   if (!t->tracker_mode) {
@@ -170,9 +290,18 @@ int ferry_pairing_offer(ferry_pairing *t, int role, const char *match_key,
   }
   if (t->count >= t->max)
     return FERRY_ETOOBIG;
+  ferry_pair_device *dev = NULL;
+  if (t->tracker_mode) {
+    int rc = dev_get(t, match_key, len, &dev);
+    if (rc)
+      return rc;
+  }
   ferry_pair_entry *e = calloc(1, sizeof *e);
-  if (!e)
+  if (!e) {
+    if (dev)
+      dev_release(t, dev);
     return FERRY_ENOMEM;
+  }
   e->role = role;
   e->conn = conn;
   e->alloc_ms = -1;
@@ -193,7 +322,13 @@ int ferry_pairing_offer(ferry_pairing *t, int role, const char *match_key,
   }
   if (rc) {
     entry_free(e);
+    if (dev)
+      dev_release(t, dev);
     return rc;
+  }
+  if (dev) {
+    e->dev = dev;
+    dev->servers++;
   }
   append_entry(t, e);
   return FERRY_PAIR_PARKED;
@@ -212,7 +347,7 @@ int ferry_pairing_remove(ferry_pairing *t, const void *conn) {
     return -1;
   int offered = t->tracker_mode && e->role == FERRY_PAIR_SERVER && !e->needs_put;
   unlink_entry(t, e);
-  entry_free(e);
+  entry_drop(t, e);
   return offered;
 }
 
@@ -226,7 +361,7 @@ size_t ferry_pairing_expire(ferry_pairing *t, int64_t now_ms, void **out,
       out[n++] = e->conn;
       *pp = e->next;
       t->count--;
-      entry_free(e);
+      entry_drop(t, e);
     } else {
       pp = &e->next;
     }
@@ -234,37 +369,36 @@ size_t ferry_pairing_expire(ferry_pairing *t, int64_t now_ms, void **out,
   return n;
 }
 
-static int keyset_add(ferry_pairing *t, const char *device, size_t dlen) {
-  for (size_t i = 0; i < t->nkeys; i++)
-    if (key_eq(t->keyset[i], device, dlen))
-      return 0;
-  /* Past the ceilings a device is still offered, just not listed in the
-   * info string (which must fit a tracker frame). */
-  if (t->nkeys >= FERRY_PAIRING_MAX_KEYSET ||
-      t->keyset_bytes + dlen + 1 > FERRY_PAIRING_MAX_INFO_KEY)
-    return 0;
-  char **grown = realloc(t->keyset, (t->nkeys + 1) * sizeof *grown);
-  if (!grown)
-    return FERRY_ENOMEM;
-  t->keyset = grown;
-  char *k = dup_n(device, dlen);
-  if (!k)
-    return FERRY_ENOMEM;
-  t->keyset[t->nkeys++] = k;
-  t->keyset_bytes += dlen + 1;
-  t->keyset_changed = 1;
-  return 0;
+/* The device whose due server is offered next: among the devices with a
+ * due server that may be listed, the one with the fewest offers, ties to
+ * the one seen first.  Max-min fairness over device keys: every listed
+ * key keeps at least its share of the offer slots whatever arrives later.
+ * NULL when nothing is due or the offer slots are taken. */
+static ferry_pair_device *next_device(ferry_pairing *t) {
+  if (t->noffers >= t->max_offers)
+    return NULL;
+  ferry_pair_device *best = NULL;
+  for (ferry_pair_device *d = t->devices; d; d = d->next) {
+    if (d->servers == d->offered || keyset_room(t, d))
+      continue;
+    if (!best || d->offered < best->offered)
+      best = d;
+  }
+  return best;
 }
 
 int ferry_pairing_next_put(ferry_pairing *t, char *device, size_t device_cap,
                            char *match, size_t match_cap) {
+  ferry_pair_device *d = next_device(t);
+  if (!d)
+    return 0;
   for (ferry_pair_entry *e = t->head; e; e = e->next) {
-    if (!e->needs_put)
+    if (e->dev != d || !e->needs_put)
       continue;
     size_t mlen = strlen(e->match_key);
     if (e->device_len >= device_cap || mlen >= match_cap)
       return FERRY_ETOOBIG;
-    int rc = keyset_add(t, e->match_key, e->device_len);
+    int rc = keyset_add(t, d);
     if (rc)
       return rc;
     memcpy(device, e->match_key, e->device_len);
@@ -273,9 +407,35 @@ int ferry_pairing_next_put(ferry_pairing *t, char *device, size_t device_cap,
     e->needs_put = 0;
     e->in_poll = 0;
     e->alloc_ms = -1;
+    d->offered++;
+    t->noffers++;
     return 1;
   }
-  return 0;
+  return 0; /* not reached: d has a due server */
+}
+
+void *ferry_pairing_take_held(ferry_pairing *t, int *why) {
+  for (ferry_pair_entry *e = t->head; e; e = e->next) {
+    if (!e->dev || !e->needs_put || e->held_told)
+      continue;
+    int reason = t->noffers >= t->max_offers ? FERRY_PAIR_HOLD_OFFERS
+                                             : keyset_room(t, e->dev);
+    if (!reason)
+      continue;
+    e->held_told = 1;
+    *why = reason;
+    return e->conn;
+  }
+  return NULL;
+}
+
+void ferry_pairing_put_refused(ferry_pairing *t, const char *mk) {
+  for (ferry_pair_entry *e = t->head; e; e = e->next) {
+    if (e->dev && !e->needs_put && strcmp(e->match_key, mk) == 0) {
+      entry_unoffer(t, e);
+      return;
+    }
+  }
 }
 
 void ferry_pairing_poll_sent(ferry_pairing *t) {
@@ -287,7 +447,7 @@ void ferry_pairing_poll_sent(ferry_pairing *t) {
 static int replace_key(ferry_pairing *t, ferry_pair_entry *e, int64_t now_ms) {
   char *k = NULL;
   int rc = fresh_key(t, e->match_key, e->device_len, &k);
-  e->needs_put = 1;
+  entry_unoffer(t, e);
   e->in_poll = 0;
   e->alloc_ms = -1;
   if (rc)
@@ -347,7 +507,7 @@ int ferry_pairing_info_key(const ferry_pairing *t, ferry_buf *out) {
     if (i)
       rc = ferry_buf_append(out, ",", 1);
     if (rc == 0)
-      rc = ferry_buf_append(out, t->keyset[i], strlen(t->keyset[i]));
+      rc = ferry_buf_append(out, t->keyset[i]->key, t->keyset[i]->len);
   }
   if (rc == 0)
     rc = ferry_buf_append(out, "]", 1);

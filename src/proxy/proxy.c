@@ -3,6 +3,7 @@
 #include "proxy/proxy.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,8 @@ void ferry_proxy_config_init(ferry_proxy_config *c) {
   c->web_root = ".";
   c->high_water = 1u << 20;
   c->max_conns = 4096;
+  c->max_per_addr = 256;
+  c->max_buffered = (size_t)64 << 20;
 }
 
 int64_t px_now(ferry_proxy *px) { return (int64_t)uv_now(&px->loop); }
@@ -87,7 +90,20 @@ static int listen_on(ferry_proxy *px, uv_tcp_t *h, int port, int port_end,
   return 0;
 }
 
+/* 4096 connections, and a spliced pair holds six descriptors besides its
+ * two sockets: the soft limit (often 1024) would refuse them long before
+ * memory matters.  Past the limit a pair falls back to the portable relay
+ * and accept fails with a log line. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
+  raise_fd_limit();
   ferry_proxy px;
   memset(&px, 0, sizeof px);
   px.cfg = cfg;
@@ -99,6 +115,13 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   px.loop.data = &px;
   ferry_pairing_init(&px.table, cfg->tracker_host != NULL, cfg->max_conns,
                      (int64_t)(cfg->wait_s * 1000));
+  /* Every open connection may come from its own address. */
+  rc = ferry_addrcount_init(&px.peers, cfg->max_conns + 1);
+  if (rc) {
+    snprintf(err, errcap, "cannot make the address table: %s", ferry_strerror(rc));
+    uv_loop_close(&px.loop);
+    return rc;
+  }
   /* Signals first: a supervisor may stop us as soon as the port is
    * logged. */
   uv_signal_init(&px.loop, &px.sigint);
@@ -129,7 +152,13 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
     uv_loop_close(&px.loop);
     px_web_free_routes(&px);
     ferry_pairing_close(&px.table);
+    ferry_addrcount_close(&px.peers);
     return rc;
+  }
+  if (cfg->allow && cfg->allow->n) {
+    char list[1024];
+    ferry_allow_format(cfg->allow, list, sizeof list);
+    ferry_info("accepting connections only from %s (--allow)", list);
   }
   ferry_notice("listening on %s:%d", cfg->host, px.port);
   if (px.has_web)
@@ -146,6 +175,7 @@ int ferry_proxy_run(const ferry_proxy_config *cfg, char *err, size_t errcap) {
   px_web_free_routes(&px);
   px_pool_free(&px);
   ferry_pairing_close(&px.table);
+  ferry_addrcount_close(&px.peers);
   ferry_info("stopped");
   return 0;
 }

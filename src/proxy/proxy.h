@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "base/allow.h"
 #include "ferry/error.h"
 
 typedef struct ferry_proxy_config {
@@ -20,6 +21,10 @@ typedef struct ferry_proxy_config {
   const char *web_root;     /* TVM source tree holding those files */
   size_t high_water;        /* relay: pause the sender above this (bytes) */
   size_t max_conns;         /* ceiling on open connections */
+  size_t max_per_addr;      /* unpaired connections of one peer address */
+  size_t max_buffered;      /* relay bytes all pairs may queue, in shares */
+  const ferry_allow *allow; /* peers that may connect; NULL or empty: all */
+  int splice;               /* relay plain TCP pairs with splice(2) (Linux) */
 } ferry_proxy_config;
 
 /* TVM's CLI defaults, plus ferry's bounds. */

@@ -6,7 +6,12 @@
  *   PUT [3, K, [port, "K:<random>"], null] for each parked server not yet
  *   offered, and every 2 s GET_PENDING_MATCHKEYS to learn which keys were
  *   handed out (those not used within 5 s get a new key: B1 fixed).
- * Each reply is checked; anything unexpected drops the link.
+ * Each reply is checked; anything unexpected drops the link, except FAIL
+ * (-1) to a PUT or UPDATE_INFO: ferry's tracker answers so past its
+ * per-peer limits, and the link (with every other offer) stays.  The
+ * proxy keeps within those limits itself (pairing.h), so a refusal means
+ * the tracker is tighter than ours: PUTs pause for 2 s and the refused
+ * server is offered again.
  *
  * Fixes of TVM's defects: after a lost link every parked server is offered
  * again with a fresh key and UPDATE_INFO is sent again (B3-B5); when an
@@ -91,6 +96,29 @@ static int tl_send(ferry_proxy *px, const ferry_buf *body) {
   return rc;
 }
 
+/* One log line per parked server that is not offered, naming the limit. */
+static void tl_report_held(ferry_proxy *px) {
+  int why = 0;
+  pconn *c;
+  while ((c = ferry_pairing_take_held(&px->table, &why)) != NULL) {
+    if (why == FERRY_PAIR_HOLD_OFFERS)
+      ferry_warn("%s not offered at the tracker yet: %zu servers are offered, "
+                 "the most one tracker link offers (FERRY_PAIRING_MAX_OFFERS = %d); "
+                 "it waits for a free slot", c->name, px->table.noffers,
+                 FERRY_PAIRING_MAX_OFFERS);
+    else if (why == FERRY_PAIR_HOLD_KEYS)
+      ferry_warn("%s not offered at the tracker yet: %zu device keys are listed "
+                 "in server:proxy[...], the most it lists "
+                 "(FERRY_PAIRING_MAX_KEYSET = %d); it waits for a free slot",
+                 c->name, px->table.nkeys, FERRY_PAIRING_MAX_KEYSET);
+    else
+      ferry_warn("%s not offered at the tracker yet: its key would make "
+                 "server:proxy[...] longer than %d bytes "
+                 "(FERRY_PAIRING_MAX_INFO_KEY); it waits for a free slot",
+                 c->name, FERRY_PAIRING_MAX_INFO_KEY);
+  }
+}
+
 /* Sends the next due request, if any. */
 static void tl_pump(ferry_proxy *px) {
   tlink *tl = &px->tl;
@@ -113,8 +141,15 @@ static void tl_pump(ferry_proxy *px) {
     ferry_buf_close(&key);
     code = FERRY_TRACKER_UPDATE_INFO;
   } else {
-    char dev[FERRY_HANDSHAKE_MAX_KEY + 1], mk[FERRY_HANDSHAKE_MAX_KEY + 64];
-    int got = ferry_pairing_next_put(&px->table, dev, sizeof dev, mk, sizeof mk);
+    char dev[FERRY_HANDSHAKE_MAX_KEY + 1];
+    char *mk = tl->put_key;
+    int got = 0;
+    if (px_now(px) >= tl->put_hold_ms) {
+      got = ferry_pairing_next_put(&px->table, dev, sizeof dev, mk,
+                                   sizeof tl->put_key);
+      if (got == 0)
+        tl_report_held(px);
+    }
     if (got == 1) {
       rc = ferry_tracker_encode_put(&body, dev, px->port, mk, NULL);
       code = FERRY_TRACKER_PUT;
@@ -164,6 +199,25 @@ static int tl_on_reply(ferry_proxy *px, const uint8_t *body, size_t len) {
   } else {
     int status = -1;
     rc = ferry_tracker_decode_status(body, len, &status, err, sizeof err);
+    if (rc == 0 && status == FERRY_TRACKER_FAIL) {
+      /* Refused, the link kept: see the top of this file. */
+      char shown[128];
+      if (tl->pending == FERRY_TRACKER_PUT) {
+        px_printable(shown, sizeof shown, tl->put_key, strlen(tl->put_key));
+        ferry_warn("the tracker refused the offer of %s (FAIL: over its limits); "
+                   "%zu servers are offered on this link; trying again in %g s",
+                   shown, px->table.noffers - 1, TL_RETRY_MS / 1000.0);
+        ferry_pairing_put_refused(&px->table, tl->put_key);
+        tl->put_hold_ms = px_now(px) + TL_RETRY_MS;
+      } else {
+        ferry_warn("the tracker refused UPDATE_INFO of server:proxy[...] with %zu "
+                   "device keys (FAIL: over its limits); keeping the link",
+                   px->table.nkeys);
+      }
+      tl->state = TL_READY;
+      tl->pending = 0;
+      return 0;
+    }
     if (rc == 0 && status != 0) {
       snprintf(err, sizeof err, "tracker answered %d", status);
       rc = FERRY_EREMOTE;

@@ -174,7 +174,9 @@ class WsClient:
 
 class RecordingTracker:
     """Speaks the tracker protocol like TVM's: echo the magic, answer PUT and
-    UPDATE_INFO with 0 and [7] with the keys PUT and not handed out."""
+    UPDATE_INFO with 0 and [7] with the keys PUT and not handed out.
+    refuse[code] = n answers the next n requests of that code with FAIL
+    (-1), as ferry's tracker does past its per-peer limits."""
 
     def __init__(self):
         self.lsock = socket.socket()
@@ -184,6 +186,7 @@ class RecordingTracker:
         self.frames = []          # (connection number, JSON value)
         self.free = []            # match keys offered
         self.connections = 0
+        self.refuse = {}
         self.socks = []
         self.cv = threading.Condition()
         self.stop = False
@@ -213,9 +216,13 @@ class RecordingTracker:
                 msg = json.loads(recv_exact(c, n).decode())
                 with self.cv:
                     self.frames.append((num, msg))
-                    if msg[0] == 3:
-                        self.free.append(msg[2][1])
-                    reply = sorted(self.free) if msg[0] == 7 else 0
+                    if self.refuse.get(msg[0], 0) > 0:
+                        self.refuse[msg[0]] -= 1
+                        reply = -1
+                    else:
+                        if msg[0] == 3:
+                            self.free.append(msg[2][1])
+                        reply = sorted(self.free) if msg[0] == 7 else 0
                     self.cv.notify_all()
                 body = json.dumps(reply).encode()
                 c.sendall(struct.pack("<i", len(body)) + body)
@@ -675,8 +682,10 @@ def pattern(n):
     return (block * (n // len(block) + 1))[:n]
 
 
-def test_large_transfer_is_byte_exact_with_bounded_memory(spawn):
-    px = start_proxy(spawn)
+@pytest.mark.parametrize("relay", ["portable", "splice"])
+def test_large_transfer_is_byte_exact_with_bounded_memory(spawn, relay):
+    """Through the portable relay and the kernel one (--splice, Linux)."""
+    px = start_proxy(spawn, *(["--splice"] if relay == "splice" else []))
     total = 512 << 20
     srv = dial(px.port, "server:big")
     cli = dial(px.port, "client:big")

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "proxy/pairing.h"
+#include "wire/tracker_json.h"
 
 static int A, B, C, D; /* stand-ins for connections */
 
@@ -216,6 +217,128 @@ static void tracker_mode_reoffer_all(void **state) {
   ferry_pairing_close(&t);
 }
 
+/* A flood of servers parked after a device cannot take its offer slots:
+ * free slots go to the device key with the fewest offers. */
+static void tracker_mode_offer_cap_is_fair(void **state) {
+  (void)state;
+  ferry_pairing t;
+  ferry_pairing_init(&t, 1, 64, 600000);
+  t.max_offers = 3;
+  static int fl[8];
+  void *p;
+  char dev[64], mk[128], amk[128];
+  int why = 0;
+  assert_int_equal(offer(&t, FERRY_PAIR_SERVER, "REAL", &A, 0, &p), FERRY_PAIR_PARKED);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, amk, sizeof amk), 1);
+  for (int i = 0; i < 8; i++)
+    assert_int_equal(offer(&t, FERRY_PAIR_SERVER, "FAKE", &fl[i], 0, &p),
+                     FERRY_PAIR_PARKED);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 1);
+  assert_string_equal(dev, "FAKE");
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 1);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 0);
+  assert_int_equal(t.noffers, 3);
+  /* Each held server is reported once, naming the offer limit. */
+  for (int i = 2; i < 8; i++) {
+    assert_ptr_equal(ferry_pairing_take_held(&t, &why), &fl[i]);
+    assert_int_equal(why, FERRY_PAIR_HOLD_OFFERS);
+  }
+  assert_null(ferry_pairing_take_held(&t, &why));
+  /* The real device's session starts; it dials in again and gets the
+   * freed slot although six fakes waited longer. */
+  assert_int_equal(offer(&t, FERRY_PAIR_CLIENT, amk, &D, 1, &p), FERRY_PAIR_PAIRED);
+  assert_int_equal(t.noffers, 2);
+  assert_int_equal(offer(&t, FERRY_PAIR_SERVER, "REAL", &B, 2, &p), FERRY_PAIR_PARKED);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 1);
+  assert_string_equal(dev, "REAL");
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 0);
+  /* A refused PUT makes its server due again and frees its slot. */
+  ferry_pairing_put_refused(&t, mk);
+  assert_int_equal(t.noffers, 2);
+  assert_true(ferry_pairing_find(&t, &B)->needs_put);
+  ferry_pairing_put_refused(&t, "no-such-key");
+  assert_int_equal(t.noffers, 2);
+  /* Leaving servers free their slots; a reoffer starts from zero. */
+  assert_int_equal(ferry_pairing_remove(&t, &fl[0]), 1);
+  assert_int_equal(t.noffers, 1);
+  assert_int_equal(ferry_pairing_reoffer_all(&t, 3), 0);
+  assert_int_equal(t.noffers, 0);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 1);
+  assert_string_equal(dev, "REAL"); /* first seen, kept while in a session */
+  ferry_pairing_close(&t);
+}
+
+/* At most FERRY_PAIRING_MAX_KEYSET device keys are listed; later keys
+ * wait, the servers of listed keys are still offered. */
+static void tracker_mode_keyset_cap(void **state) {
+  (void)state;
+  enum { N = FERRY_PAIRING_MAX_KEYSET + 6 };
+  static int conns[N + 1];
+  ferry_pairing t;
+  ferry_pairing_init(&t, 1, N + 1, 600000);
+  t.max_offers = 2 * N;
+  void *p;
+  char k[32], dev[64], mk[128];
+  for (int i = 0; i < N; i++) {
+    snprintf(k, sizeof k, "D%d", i);
+    assert_int_equal(offer(&t, FERRY_PAIR_SERVER, k, &conns[i], 0, &p), FERRY_PAIR_PARKED);
+  }
+  int puts = 0;
+  while (ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk) == 1)
+    puts++;
+  assert_int_equal(puts, FERRY_PAIRING_MAX_KEYSET);
+  assert_int_equal(t.nkeys, FERRY_PAIRING_MAX_KEYSET);
+  int why = 0;
+  assert_ptr_equal(ferry_pairing_take_held(&t, &why), &conns[FERRY_PAIRING_MAX_KEYSET]);
+  assert_int_equal(why, FERRY_PAIR_HOLD_KEYS);
+  /* One more server of a listed key is offered. */
+  assert_int_equal(offer(&t, FERRY_PAIR_SERVER, "D0", &conns[N], 0, &p), FERRY_PAIR_PARKED);
+  assert_int_equal(ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk), 1);
+  assert_string_equal(dev, "D0");
+  ferry_pairing_close(&t);
+}
+
+/* The info key stays under FERRY_PAIRING_MAX_INFO_KEY once JSON-escaped;
+ * keys that are not UTF-8 text are refused at parking. */
+static void tracker_mode_info_key_bytes(void **state) {
+  (void)state;
+  static int conns[40];
+  ferry_pairing t;
+  ferry_pairing_init(&t, 1, 64, 600000);
+  void *p;
+  char dev[4096], mk[4200];
+  /* 2000 quotes each: 4000 bytes escaped. */
+  char k[2002];
+  memset(k, '"', 2000);
+  for (int i = 0; i < 40; i++) {
+    k[2000] = (char)('A' + i % 26);
+    k[2001] = (char)('a' + i / 26);
+    assert_int_equal(ferry_pairing_offer(&t, FERRY_PAIR_SERVER, k, 2002, &conns[i], 0, &p),
+                     FERRY_PAIR_PARKED);
+  }
+  int puts = 0;
+  while (ferry_pairing_next_put(&t, dev, sizeof dev, mk, sizeof mk) == 1)
+    puts++;
+  assert_true(puts > 10 && puts < 40);
+  int why = 0;
+  assert_ptr_equal(ferry_pairing_take_held(&t, &why), &conns[puts]);
+  assert_int_equal(why, FERRY_PAIR_HOLD_INFO);
+  ferry_buf b, esc;
+  ferry_buf_init(&b, 1 << 20);
+  ferry_buf_init(&esc, 1 << 22);
+  assert_int_equal(ferry_pairing_info_key(&t, &b), 0);
+  assert_int_equal(ferry_tracker_json_string(&esc, (const char *)b.data, b.len), 0);
+  assert_true(esc.len - 2 <= FERRY_PAIRING_MAX_INFO_KEY);
+  ferry_buf_close(&b);
+  ferry_buf_close(&esc);
+  assert_int_equal(ferry_pairing_offer(&t, FERRY_PAIR_SERVER, "bad\xff", 4, &A, 0, &p),
+                   FERRY_EINVAL);
+  assert_int_equal(ferry_pairing_offer(&t, FERRY_PAIR_SERVER, "nul\0x", 5, &A, 0, &p),
+                   FERRY_EINVAL);
+  assert_null(ferry_pairing_find(&t, &A));
+  ferry_pairing_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(match_key_parsing),
@@ -225,6 +348,9 @@ int main(void) {
       cmocka_unit_test(tracker_mode_regenerate_unused),
       cmocka_unit_test(tracker_mode_not_judged_before_offer),
       cmocka_unit_test(tracker_mode_reoffer_all),
+      cmocka_unit_test(tracker_mode_offer_cap_is_fair),
+      cmocka_unit_test(tracker_mode_keyset_cap),
+      cmocka_unit_test(tracker_mode_info_key_bytes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
