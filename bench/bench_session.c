@@ -43,98 +43,19 @@
 #include <unistd.h>
 
 #include "base/net.h"
+#include "common/bench_procs.h"
 #include "client/tracker_link.h"
 #include "ferry/client.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what, const char *detail) {
-  fprintf(stderr, "bench_session: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-  exit(1);
-}
-
-/* ---- ferry processes ------------------------------------------------------- */
-
-typedef struct daemon_proc {
-  pid_t pid;
-  char log[32];
-} daemon_proc;
-
-static daemon_proc daemons[3];
-static int ndaemons;
-
-static void stop_daemons(void) {
-  for (int i = ndaemons - 1; i >= 0; i--) {
-    if (daemons[i].pid > 0) {
-      kill(daemons[i].pid, SIGTERM);
-      int st;
-      while (waitpid(daemons[i].pid, &st, 0) < 0 && errno == EINTR) {
-      }
-      daemons[i].pid = 0;
-    }
-    unlink(daemons[i].log);
-  }
-  ndaemons = 0;
-}
-
-/* Starts `ferry <args...>` with stderr to a temporary log. */
-static daemon_proc *spawn(const char *ferry, const char *const *args) {
-  if (ndaemons == 3)
-    die("too many daemons", NULL);
-  daemon_proc *d = &daemons[ndaemons++];
-  snprintf(d->log, sizeof d->log, "/tmp/ferry-bench-XXXXXX");
-  int lfd = mkstemp(d->log);
-  if (lfd < 0)
-    die("mkstemp", strerror(errno));
-  d->pid = fork();
-  if (d->pid < 0)
-    die("fork", strerror(errno));
-  if (d->pid == 0) {
-    dup2(lfd, 2);
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    const char *argv[16];
-    int n = 0;
-    argv[n++] = ferry;
-    while (*args && n < 15)
-      argv[n++] = *args++;
-    argv[n] = NULL;
-    execv(ferry, (char *const *)argv);
-    _exit(127);
-  }
-  close(lfd);
-  return d;
-}
-
-/* Waits for the "listening on HOST:PORT" line and returns the port. */
-static int wait_listening(const char *ferry, daemon_proc *d) {
-  for (int i = 0; i < 2000; i++) {
-    FILE *f = fopen(d->log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      const char *p = strstr(line, "listening on ");
-      const char *colon = p ? strrchr(p, ':') : NULL;
-      if (colon) {
-        fclose(f);
-        return atoi(colon + 1);
-      }
-    }
-    if (f)
-      fclose(f);
-    int st;
-    if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-      d->pid = 0;
-      die("a ferry daemon exited; is this a ferry binary?", ferry);
-    }
-    usleep(2000);
-  }
-  die("a ferry daemon did not say where it listens", NULL);
-  return -1;
+/* Starts `ferry <args...>`: bench_spawn with the binary in front. */
+static bench_proc *spawn(const char *ferry, const char *const *args) {
+  const char *argv[16];
+  int n = 0;
+  argv[n++] = ferry;
+  while (*args && n < 15)
+    argv[n++] = *args++;
+  argv[n] = NULL;
+  return bench_spawn(argv, NULL);
 }
 
 /* Starts `ferry server --port 0`, returns its port; *startup_s is the time
@@ -142,10 +63,10 @@ static int wait_listening(const char *ferry, daemon_proc *d) {
 static int start_server(const char *ferry, double *startup_s, pid_t *pid) {
   static const char *const args[] = {"server", "--host", "127.0.0.1", "--port", "0",
                                      "--silent", NULL};
-  double t0 = now_s();
-  daemon_proc *d = spawn(ferry, args);
-  int port = wait_listening(ferry, d);
-  *startup_s = now_s() - t0;
+  double t0 = bench_now_s();
+  bench_proc *d = spawn(ferry, args);
+  int port = bench_wait_listening(d);
+  *startup_s = bench_now_s() - t0;
   *pid = d->pid;
   return port;
 }
@@ -155,8 +76,8 @@ static int start_server(const char *ferry, double *startup_s, pid_t *pid) {
 static double registration_time(const char *ferry) {
   static const char *const targs[] = {"tracker", "--host", "127.0.0.1", "--port", "0",
                                       "--silent", NULL};
-  daemon_proc *t = spawn(ferry, targs);
-  int tport = wait_listening(ferry, t);
+  bench_proc *t = spawn(ferry, targs);
+  int tport = bench_wait_listening(t);
   char tr[64];
   snprintf(tr, sizeof tr, "127.0.0.1:%d", tport);
   const char *const sargs[] = {"server", "--host", "127.0.0.1", "--port", "0", "--silent",
@@ -165,17 +86,17 @@ static double registration_time(const char *ferry) {
   ferry_tracker_link_init(&l);
   char err[256] = "";
   if (ferry_tracker_link_connect(&l, "127.0.0.1", tport, 5000, err, sizeof err) != 0)
-    die("tracker", err);
-  double t0 = now_s(), dt = -1;
+    bench_die("tracker", err);
+  double t0 = bench_now_s(), dt = -1;
   (void)spawn(ferry, sargs);
-  while (dt < 0 && now_s() - t0 < 10) {
+  while (dt < 0 && bench_now_s() - t0 < 10) {
     ferry_tracker_summary sum;
     err[0] = 0;
     if (ferry_tracker_link_summary(&l, &sum, 5000, err, sizeof err) != 0)
-      die("tracker summary", err);
+      bench_die("tracker summary", err);
     for (size_t i = 0; i < sum.nqueues; i++)
       if (strcmp(sum.queues[i].key, "bench") == 0 && sum.queues[i].free > 0)
-        dt = now_s() - t0;
+        dt = bench_now_s() - t0;
     ferry_tracker_summary_close(&sum);
     if (dt < 0)
       usleep(2000);
@@ -261,7 +182,7 @@ static void pin(pid_t pid, int cpu) {
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   if (sched_setaffinity(pid, sizeof set, &set) != 0)
-    die("sched_setaffinity", strerror(errno));
+    bench_die("sched_setaffinity", strerror(errno));
 }
 
 static void unpin(pid_t pid) {
@@ -282,7 +203,7 @@ static int raw_peer(int mode, size_t a, size_t b, int rounds, int cpu, pid_t *pi
   int lfd, port;
   char err[256];
   if (ferry_tcp_listen("127.0.0.1", 0, 0, 1, &lfd, &port, err, sizeof err) != 0)
-    die("listen", err);
+    bench_die("listen", err);
   *pid = fork();
   if (*pid == 0) {
     if (cpu >= 0)
@@ -301,7 +222,7 @@ static int raw_peer(int mode, size_t a, size_t b, int rounds, int cpu, pid_t *pi
   int fd = accept(lfd, NULL, NULL);
   close(lfd);
   if (fd < 0)
-    die("accept", strerror(errno));
+    bench_die("accept", strerror(errno));
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
@@ -317,25 +238,25 @@ static void raw_wait(pid_t pid, int fd) {
 static double raw_pingpong(int fd, size_t req, size_t rep, int n) {
   char out[64], in[64];
   memset(out, 1, sizeof out);
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < n; i++)
     if (ferry_write_full(fd, out, req, -1) || ferry_read_full(fd, in, rep, -1, NULL))
-      die("raw ping-pong", NULL);
-  return now_s() - t0;
+      bench_die("raw ping-pong", NULL);
+  return bench_now_s() - t0;
 }
 
 /* Seconds for sending nbytes and getting a 1-byte acknowledgement
  * (upload), or asking with 1 byte and receiving nbytes (download). */
 static double raw_bulk(int fd, const void *data, void *sink, size_t nbytes, int upload) {
   char ack = 0;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   int rc = upload ? (ferry_write_full(fd, data, nbytes, -1) ||
                      ferry_read_full(fd, &ack, 1, -1, NULL))
                   : (ferry_write_full(fd, &ack, 1, -1) ||
                      ferry_read_full(fd, sink, nbytes, -1, NULL));
   if (rc)
-    die("raw bulk transfer", NULL);
-  return now_s() - t0;
+    bench_die("raw bulk transfer", NULL);
+  return bench_now_s() - t0;
 }
 
 static double min_of(const double *v, int n) {
@@ -349,10 +270,11 @@ static double min_of(const double *v, int n) {
 
 static void check(ferry_client *c, int rc, const char *what) {
   if (rc)
-    die(what, ferry_client_errmsg(c));
+    bench_die(what, ferry_client_errmsg(c));
 }
 
 int main(int argc, char **argv) {
+  bench_set_name("bench_session");
   char self_dir[PATH_MAX / 2], ferry[PATH_MAX], lib[PATH_MAX];
   const char *ferry_arg = NULL, *lib_arg = NULL;
   int calls = 20000;
@@ -373,7 +295,7 @@ int main(int argc, char **argv) {
     }
   }
   if (calls < 100 || mb < 1 || mb > 4096)
-    die("--calls >= 100 and 1 <= --mb <= 4096", NULL);
+    bench_die("--calls >= 100 and 1 <= --mb <= 4096", NULL);
   char argv0[PATH_MAX / 2];
   snprintf(argv0, sizeof argv0, "%s", argv[0]);
   snprintf(self_dir, sizeof self_dir, "%s", dirname(argv0));
@@ -385,7 +307,7 @@ int main(int argc, char **argv) {
       snprintf(ferry, sizeof ferry, "%s/../ferry", self_dir);
   }
   if (access(ferry, X_OK) != 0)
-    die("no ferry binary (give --ferry PATH)", ferry);
+    bench_die("no ferry binary (give --ferry PATH)", ferry);
   if (lib_arg) {
     snprintf(lib, sizeof lib, "%s", lib_arg);
   } else {
@@ -394,10 +316,9 @@ int main(int argc, char **argv) {
     snprintf(lib, sizeof lib, "%.2000s/tests/models/testlib.so", dirname(fd_));
   }
   if (access(lib, R_OK) != 0)
-    die("no test library (give --lib testlib.so)", lib);
+    bench_die("no test library (give --lib testlib.so)", lib);
   signal(SIGPIPE, SIG_IGN);
 
-  atexit(stop_daemons);
   double startup = 0;
   pid_t server_pid;
   int port = start_server(ferry, &startup, &server_pid);
@@ -409,7 +330,7 @@ int main(int argc, char **argv) {
   ferry_client *c = NULL;
   char err[512];
   if (ferry_client_connect("127.0.0.1", port, "", &o, &c, err, sizeof err) != 0)
-    die("connect", err);
+    bench_die("connect", err);
 
   /* 1. empty call */
   ferry_remote *mod = NULL, *f = NULL;
@@ -430,7 +351,7 @@ int main(int argc, char **argv) {
    * process, then the raw peer) on the same CPU, then on another. */
   pid_t session_pid = session_child(server_pid);
   if (session_pid <= 0)
-    die("cannot find the server's session process", NULL);
+    bench_die("cannot find the server's session process", NULL);
   int cpus[2], ncpu = pick_cpus(cpus);
   enum { ROUNDS = 10 };
   int per = calls / ROUNDS;
@@ -447,10 +368,10 @@ int main(int argc, char **argv) {
       check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
     double call_t[ROUNDS], raw_t[ROUNDS];
     for (int k = 0; k < ROUNDS; k++) {
-      double t0 = now_s();
+      double t0 = bench_now_s();
       for (int i = 0; i < per; i++)
         check(c, ferry_client_call(c, f, NULL, 0, &r), "call");
-      call_t[k] = (now_s() - t0) / per;
+      call_t[k] = (bench_now_s() - t0) / per;
       raw_t[k] = raw_pingpong(pfd, 24, 40, per) / per;
     }
     raw_wait(pp, pfd);
@@ -460,13 +381,13 @@ int main(int argc, char **argv) {
   unpin(0);
   unpin(session_pid);
   if (r.value.kind != FERRY_KIND_INT || r.value.v.i != 0)
-    die("count_args() did not return 0", NULL);
+    bench_die("count_args() did not return 0", NULL);
 
   /* 2. bulk copies */
   size_t nbytes = (size_t)mb << 20;
   uint8_t *data = malloc(nbytes), *back = malloc(nbytes);
   if (!data || !back)
-    die("out of memory", NULL);
+    bench_die("out of memory", NULL);
   for (size_t i = 0; i < nbytes; i++)
     data[i] = (uint8_t)(i * 131u);
   memset(back, 0, nbytes);
@@ -480,15 +401,15 @@ int main(int argc, char **argv) {
   int rfd = raw_peer(PEER_SOURCE, 1, nbytes, REPS, -1, &rp);
   double up_t[REPS], down_t[REPS], rup_t[REPS], rdown_t[REPS];
   for (int i = 0; i < REPS; i++) {
-    double s0 = now_s();
+    double s0 = bench_now_s();
     check(c, ferry_client_tensor_copy_in(c, t, data, nbytes), "copy in");
-    up_t[i] = now_s() - s0;
+    up_t[i] = bench_now_s() - s0;
     rup_t[i] = raw_bulk(sfd, data, back, nbytes, 1);
-    s0 = now_s();
+    s0 = bench_now_s();
     check(c, ferry_client_tensor_copy_out(c, t, back, nbytes), "copy out");
-    down_t[i] = now_s() - s0;
+    down_t[i] = bench_now_s() - s0;
     if (i == 0 && memcmp(data, back, nbytes) != 0)
-      die("tensor data came back different", NULL);
+      bench_die("tensor data came back different", NULL);
     rdown_t[i] = raw_bulk(rfd, data, back, nbytes, 0);
   }
   raw_wait(sp, sfd);
@@ -523,6 +444,6 @@ int main(int argc, char **argv) {
     printf("  ferry binary stripped %ld KiB (all commands in one binary)\n", stripped / 1024);
   free(data);
   free(back);
-  stop_daemons();
+  bench_stop_all();
   return 0;
 }

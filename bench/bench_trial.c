@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "common/bench_procs.h"
 #include "base/bytes.h"
 #include "base/net.h"
 #include "ferry/client.h"
@@ -54,104 +55,18 @@
 #define KEY "trial"
 #define TRIAL_TIMEOUT_MS 60000
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *what, const char *detail) {
-  fprintf(stderr, "bench_trial: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-  exit(1);
-}
-
-/* ---- daemons ----------------------------------------------------------------- */
-
-typedef struct proc {
-  pid_t pid;
-  char log[32];
-} proc;
-
-static proc procs[6];
-static int nprocs;
-
-static void stop_all(void) {
-  for (int i = nprocs - 1; i >= 0; i--) {
-    if (procs[i].pid > 0) {
-      kill(procs[i].pid, SIGTERM);
-      int st;
-      while (waitpid(procs[i].pid, &st, 0) < 0 && errno == EINTR) {
-      }
-      procs[i].pid = 0;
-    }
-    unlink(procs[i].log);
-  }
-  nprocs = 0;
-}
-
-/* Runs argv[0] (a path) with stderr to a temporary log and, when env_kv
- * is "NAME=VALUE", that variable set. */
-static proc *spawn(const char *const *argv, const char *env_kv) {
-  if (nprocs == (int)(sizeof procs / sizeof procs[0]))
-    die("too many processes", NULL);
-  proc *p = &procs[nprocs++];
-  snprintf(p->log, sizeof p->log, "/tmp/ferry-trial-XXXXXX");
-  int lfd = mkstemp(p->log);
-  if (lfd < 0)
-    die("mkstemp", strerror(errno));
-  p->pid = fork();
-  if (p->pid < 0)
-    die("fork", strerror(errno));
-  if (p->pid == 0) {
-    dup2(lfd, 2);
-    dup2(lfd, 1);
-    int null = open("/dev/null", O_RDONLY);
-    dup2(null, 0);
-    if (env_kv)
-      putenv((char *)env_kv);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  close(lfd);
-  return p;
-}
-
-/* The port of a "listening on HOST:PORT" line in p's log. */
-static int wait_listening(proc *p) {
-  for (int i = 0; i < 5000; i++) {
-    FILE *f = fopen(p->log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      const char *s = strstr(line, "listening on ");
-      const char *colon = s ? strrchr(s, ':') : NULL;
-      if (colon) {
-        fclose(f);
-        return atoi(colon + 1);
-      }
-    }
-    if (f)
-      fclose(f);
-    int st;
-    if (waitpid(p->pid, &st, WNOHANG) == p->pid)
-      die("a daemon exited early; its log", p->log);
-    usleep(2000);
-  }
-  die("a daemon did not say where it listens", p->log);
-  return -1;
-}
-
 static int free_port(void) {
   int fd, port;
   char err[256];
   if (ferry_tcp_listen("127.0.0.1", 0, 0, 1, &fd, &port, err, sizeof err) != 0)
-    die("listen", err);
+    bench_die("listen", err);
   close(fd);
   return port;
 }
 
 /* Waits until something accepts connections on port (TVM's daemons do
  * not print a line we could parse across versions). */
-static void wait_port(int port, proc *p) {
+static void wait_port(int port, bench_proc *p) {
   for (int i = 0; i < 3000; i++) {
     int fd;
     char err[256];
@@ -161,10 +76,10 @@ static void wait_port(int port, proc *p) {
     }
     int st;
     if (waitpid(p->pid, &st, WNOHANG) == p->pid)
-      die("a TVM daemon exited early; its log", p->log);
+      bench_die("a TVM daemon exited early; its log", p->log);
     usleep(10000);
   }
-  die("a TVM daemon never listened; its log", p->log);
+  bench_die("a TVM daemon never listened; its log", p->log);
 }
 
 /* ---- TVM's socket pattern ------------------------------------------------------ */
@@ -302,7 +217,7 @@ static void *relay_down(void *arg) {
 
 static void check(ferry_client *c, int rc, const char *what) {
   if (rc)
-    die(what, ferry_client_errmsg(c));
+    bench_die(what, ferry_client_errmsg(c));
 }
 
 static void trial(int tport, const char *lib) {
@@ -310,23 +225,23 @@ static void trial(int tport, const char *lib) {
   ferry_tracker_grant g;
   memset(&g, 0, sizeof g);
   if (tracker_request(tport, &g, err, sizeof err) != 0)
-    die("tracker", err);
+    bench_die("tracker", err);
   relay r;
   int sp[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
-    die("socketpair", strerror(errno));
+    bench_die("socketpair", strerror(errno));
   r.net = tvm_connect(g.host, g.port, err, sizeof err);
   if (r.net < 0)
-    die("connect to the granted server", err);
+    bench_die("connect to the granted server", err);
   r.app = sp[1];
   if (pthread_create(&r.up, NULL, relay_up, &r) || pthread_create(&r.down, NULL, relay_down, &r))
-    die("pthread_create", NULL);
+    bench_die("pthread_create", NULL);
   ferry_client_opts o;
   ferry_client_opts_init(&o);
   o.timeout_ms = TRIAL_TIMEOUT_MS;
   ferry_client *c = NULL;
   if (ferry_client_connect_fd(sp[0], g.matchkey, &o, &c, err, sizeof err) != 0)
-    die("session", err);
+    bench_die("session", err);
   ferry_tracker_grant_close(&g);
 
   ferry_remote *mod, *a, *b, *ev;
@@ -369,12 +284,12 @@ typedef struct column {
 static void start_ferry(column *col, const char *ferry, const char *env_kv) {
   const char *targs[] = {ferry, "tracker", "--host", "127.0.0.1", "--port", "0", "--silent",
                          NULL};
-  col->tport = wait_listening(spawn(targs, env_kv));
+  col->tport = bench_wait_listening(bench_spawn(targs, env_kv));
   char tr[64];
   snprintf(tr, sizeof tr, "127.0.0.1:%d", col->tport);
   const char *sargs[] = {ferry, "server", "--host", "127.0.0.1", "--port", "0", "--silent",
                          "--tracker", tr, "--key", KEY, NULL};
-  (void)wait_listening(spawn(sargs, env_kv));
+  (void)bench_wait_listening(bench_spawn(sargs, env_kv));
 }
 
 static int start_tvm(column *col) {
@@ -391,7 +306,7 @@ static int start_tvm(column *col) {
   snprintf(tpe, sizeof tpe, "%d", col->tport + 1);
   const char *targs[] = {py, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", tp,
                          "--port-end", tpe, NULL};
-  wait_port(col->tport, spawn(targs, env));
+  wait_port(col->tport, bench_spawn(targs, env));
   int sport = free_port();
   char sp[16], spe[16];
   snprintf(sp, sizeof sp, "%d", sport);
@@ -399,23 +314,24 @@ static int start_tvm(column *col) {
   snprintf(tr, sizeof tr, "127.0.0.1:%d", col->tport);
   const char *sargs[] = {py, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", sp,
                          "--port-end", spe, "--tracker", tr, "--key", KEY, NULL};
-  (void)spawn(sargs, env);
+  (void)bench_spawn(sargs, env);
   return 1; /* the first trial waits in the queue until the server registers */
 }
 
 /* Trials for at least `seconds` (at least 2, at most 1000). */
 static void run_round(column *col, const char *lib, double seconds) {
-  double t0 = now_s();
+  double t0 = bench_now_s();
   int n = 0;
-  while (n < 2 || (now_s() - t0 < seconds && n < 1000)) {
+  while (n < 2 || (bench_now_s() - t0 < seconds && n < 1000)) {
     trial(col->tport, lib);
     n++;
   }
   col->trials += n;
-  col->secs += now_s() - t0;
+  col->secs += bench_now_s() - t0;
 }
 
 int main(int argc, char **argv) {
+  bench_set_name("bench_trial");
   char ferry[PATH_MAX], lib[PATH_MAX];
   const char *ferry_arg = NULL, *lib_arg = NULL;
   double seconds = 2;
@@ -436,7 +352,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!(seconds > 0 && seconds <= 600) || rounds < 1 || rounds > 100)
-    die("0 < --seconds <= 600 and 1 <= --rounds <= 100", NULL);
+    bench_die("0 < --seconds <= 600 and 1 <= --rounds <= 100", NULL);
   char argv0[PATH_MAX / 2], self_dir[PATH_MAX / 2];
   snprintf(argv0, sizeof argv0, "%s", argv[0]);
   snprintf(self_dir, sizeof self_dir, "%s", dirname(argv0));
@@ -445,7 +361,7 @@ int main(int argc, char **argv) {
   else
     snprintf(ferry, sizeof ferry, "%s/../ferry", self_dir);
   if (access(ferry, X_OK) != 0)
-    die("no ferry binary (give --ferry PATH)", ferry);
+    bench_die("no ferry binary (give --ferry PATH)", ferry);
   if (lib_arg) {
     snprintf(lib, sizeof lib, "%s", lib_arg);
   } else {
@@ -454,9 +370,8 @@ int main(int argc, char **argv) {
     snprintf(lib, sizeof lib, "%.2000s/tests/models/testlib.so", dirname(d));
   }
   if (access(lib, R_OK) != 0)
-    die("no kernel library (give --lib testlib.so)", lib);
+    bench_die("no kernel library (give --lib testlib.so)", lib);
   signal(SIGPIPE, SIG_IGN);
-  atexit(stop_all);
 
   column cols[3] = {{"ferry", 0, 0, 0}, {"baseline (FERRY_NO_QUICKACK=1)", 0, 0, 0},
                     {"TVM rpc_tracker + rpc_server", 0, 0, 0}};
@@ -485,6 +400,6 @@ int main(int argc, char **argv) {
   else
     printf("   (set FERRY_TVM_PYTHONPATH for TVM's own daemons as a third column)");
   printf("\n");
-  stop_all();
+  bench_stop_all();
   return 0;
 }

@@ -110,6 +110,26 @@ def spawn():
         d.stop()
 
 
+@pytest.fixture
+def tracker(spawn):
+    """tracker(*options) -> a running `ferry tracker --port 0`.  At the end
+    each must stop cleanly on SIGTERM: exit status 0, which under ASan also
+    means no leak and no sanitizer report.  (Test files that want a plain
+    tracker object override this fixture.)"""
+    started = []
+
+    def _start(*extra):
+        d = spawn("tracker", "--port", "0", *extra)
+        started.append(d)
+        return d
+
+    yield _start
+    for d in started:
+        if d.proc.poll() is None:
+            assert d.stop() == 0, d.log()[-4000:]
+        assert "Sanitizer" not in d.log(), d.log()[-4000:]
+
+
 def run_ferry(*args, timeout=60, input=None, env=None):
     e = dict(os.environ)
     if env:

@@ -14,20 +14,6 @@ import pytest
 from conftest import FERRY, RPC_TRACKER_MAGIC, TrackerConn, run_ferry
 
 
-@pytest.fixture
-def tracker(spawn):
-    """A running `ferry tracker --port 0` that must stop cleanly (exit 0,
-    so no sanitizer report under ASan)."""
-    started = []
-
-    def _start():
-        d = spawn("tracker", "--port", "0")
-        started.append(d)
-        return d
-
-    yield _start
-    for d in started:
-        assert d.stop() == 0, d.log()[-4000:]
 
 
 def q(port, *extra, **kw):

@@ -18,23 +18,6 @@ from conftest import (GOLDEN, RPC_TRACKER_MAGIC, TrackerConn, is_closed,
 MAGIC = struct.pack("<i", RPC_TRACKER_MAGIC)
 
 
-@pytest.fixture
-def tracker(spawn):
-    """tracker(*options) -> a running `ferry tracker --port 0`.  At the end
-    each must stop cleanly on SIGTERM: exit status 0, which under ASan also
-    means no leak and no sanitizer report."""
-    started = []
-
-    def _start(*extra):
-        d = spawn("tracker", "--port", "0", *extra)
-        started.append(d)
-        return d
-
-    yield _start
-    for d in started:
-        if d.proc.poll() is None:
-            assert d.stop() == 0, d.log()[-4000:]
-        assert "Sanitizer" not in d.log(), d.log()[-4000:]
 
 
 def frame(obj_or_bytes):

@@ -17,22 +17,6 @@ from conftest import RPC_TRACKER_MAGIC, TrackerConn, is_closed, recv_exact
 MAGIC = struct.pack("<i", RPC_TRACKER_MAGIC)
 
 
-@pytest.fixture
-def tracker(spawn):
-    """tracker(*options) -> a running `ferry tracker --port 0` that must
-    stop cleanly on SIGTERM at the end (under ASan: no leak, no report)."""
-    started = []
-
-    def _start(*extra):
-        d = spawn("tracker", "--port", "0", *extra)
-        started.append(d)
-        return d
-
-    yield _start
-    for d in started:
-        if d.proc.poll() is None:
-            assert d.stop() == 0, d.log()[-4000:]
-        assert "Sanitizer" not in d.log(), d.log()[-4000:]
 
 
 def frame(obj):
