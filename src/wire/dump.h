@@ -35,6 +35,7 @@
 #define FERRY_DUMP_DEFAULT_MAX_DECODE (4u << 20)    /* bytes of a packet decoded */
 #define FERRY_DUMP_MAX_FUNCS 256                    /* function names remembered */
 #define FERRY_DUMP_MAX_ERROR_TEXT 4096              /* chars of an exception shown */
+#define FERRY_DUMP_MAX_PENDING 256                  /* requests awaiting replies */
 
 typedef struct ferry_dump_opts {
   int json;           /* 1: one JSON object per line instead of text */
@@ -74,8 +75,15 @@ typedef struct ferry_dump_conn {
   size_t str_limit;       /* max_str, or more for an exception's text */
   ferry_dump_dir_state dir[2];
   const struct ferry_dialect *dialect; /* NULL until detected */
-  int pending_code;       /* last request seen, for its reply */
-  char pending_name[64];  /* kGetGlobalFunc's name, for the handle it gets */
+  /* Requests not answered yet, oldest first: clients pipeline (ferry's
+   * sends kGetGlobalFunc before kInitServer's reply), replies come in order. */
+  struct {
+    int code;
+    char name[64]; /* the function name the reply will hold a handle of */
+  } pend[FERRY_DUMP_MAX_PENDING];
+  size_t pend_head, pend_n;
+  int pending_code;       /* the request the reply being read answers */
+  char pending_name[64];
   ferry_dump_func funcs[FERRY_DUMP_MAX_FUNCS];
   size_t nfuncs, next_func;
   ferry_rpc_arena arena;  /* reset at every packet */

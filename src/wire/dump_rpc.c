@@ -95,6 +95,8 @@ static const char *func_name(const ferry_dump_conn *c, uint64_t h) {
   return NULL;
 }
 
+static void note_name(ferry_dump_conn *c, const ferry_rpc_packet *pkt);
+
 static int put_value(ferry_dump_conn *c, const ferry_value *v) {
   ferry_buf *b = &c->line;
   switch (v->kind) {
@@ -303,10 +305,37 @@ static int put_body(ferry_dump_conn *c, const ferry_rpc_packet *pkt, ferry_rpc_w
   }
 }
 
-/* kGetGlobalFunc's name, kept so that the handle it returns is named. */
+/* Queues a request for its reply, with the name of the function whose
+ * handle the reply will hold (so that later calls of it are named). */
 static void note_request(ferry_dump_conn *c, const ferry_rpc_packet *pkt) {
-  c->pending_code = pkt->code;
+  if (pkt->code == FERRY_RPC_SHUTDOWN)
+    return; /* never answered */
+  if (c->pend_n == FERRY_DUMP_MAX_PENDING) {
+    /* A peer that never answers: forget the oldest. */
+    c->pend_head = (c->pend_head + 1) % FERRY_DUMP_MAX_PENDING;
+    c->pend_n--;
+  }
+  size_t slot = (c->pend_head + c->pend_n++) % FERRY_DUMP_MAX_PENDING;
+  c->pend[slot].code = pkt->code;
+  c->pend[slot].name[0] = 0;
   c->pending_name[0] = 0;
+  note_name(c, pkt);
+  snprintf(c->pend[slot].name, sizeof c->pend[slot].name, "%s", c->pending_name);
+}
+
+/* The request the reply now read answers (none: code -1). */
+static void take_request(ferry_dump_conn *c) {
+  c->pending_code = -1;
+  c->pending_name[0] = 0;
+  if (!c->pend_n)
+    return;
+  c->pending_code = c->pend[c->pend_head].code;
+  snprintf(c->pending_name, sizeof c->pending_name, "%s", c->pend[c->pend_head].name);
+  c->pend_head = (c->pend_head + 1) % FERRY_DUMP_MAX_PENDING;
+  c->pend_n--;
+}
+
+static void note_name(ferry_dump_conn *c, const ferry_rpc_packet *pkt) {
   if (!c->dialect)
     return;
   /* Which argument names the function the reply will hold: kGetGlobalFunc's
@@ -348,6 +377,10 @@ int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, siz
   ferry_rpc_why why;
   ferry_rpc_why_clear(&why);
   int bad = 0;
+  int reply = pkt.code == FERRY_RPC_RETURN || pkt.code == FERRY_RPC_EXCEPTION ||
+              pkt.code == FERRY_RPC_COPY_ACK;
+  if (reply)
+    take_request(c);
   /* An error's text is what the user came for: show more of it. */
   c->str_limit = pkt.code == FERRY_RPC_EXCEPTION && c->opts.max_str < FERRY_DUMP_MAX_ERROR_TEXT
                      ? FERRY_DUMP_MAX_ERROR_TEXT
@@ -363,8 +396,7 @@ int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, siz
                           (unsigned long long)c->dir[dir].msg_off, pkt.body_len,
                           why.msg[0] ? why.msg : ferry_strerror(rc));
   }
-  if (pkt.code != FERRY_RPC_RETURN && pkt.code != FERRY_RPC_EXCEPTION &&
-      pkt.code != FERRY_RPC_COPY_ACK) {
+  if (!reply) {
     ferry_rpc_arena_reset(&c->arena);
     note_request(c, &pkt);
   }
