@@ -211,3 +211,11 @@ int ferry_dump_set_feed(ferry_dump_set *s, unsigned conn, enum ferry_dump_rec_ki
   }
   return FERRY_EINVAL;
 }
+
+int ferry_dump_set_event(ferry_dump_set *s, unsigned conn, double t, const char *what,
+                         ferry_buf *out) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->conns[i]->id == conn)
+      return ferry_dump_conn_event(s->conns[i], t, what, out);
+  return 0;
+}

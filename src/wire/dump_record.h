@@ -61,4 +61,8 @@ int ferry_dump_set_feed(ferry_dump_set *s, unsigned conn, enum ferry_dump_rec_ki
                         int dir, double t, const uint8_t *p, size_t n,
                         ferry_buf *out) FERRY_MUST_CHECK;
 
+/* A line about connection conn (nothing if it is not open). */
+int ferry_dump_set_event(ferry_dump_set *s, unsigned conn, double t, const char *what,
+                         ferry_buf *out) FERRY_MUST_CHECK;
+
 #endif
