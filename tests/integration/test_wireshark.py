@@ -97,3 +97,22 @@ def test_malformed_packet_is_flagged(tmp_path):
     write_pcap(cap, [[("c2s", 0.0, hello), ("c2s", 0.1, bad)]])
     out = tshark(cap, "-Y", "ferry_rpc.bad")
     assert out.strip() != ""
+
+
+def test_package_carries_the_dissector(tmp_path):
+    """scripts/package.sh puts wireshark/ferry.lua in the tarball (run here
+    on the native build; the aarch64 package test covers the rest)."""
+    import tarfile
+    from conftest import BUILD
+    p = subprocess.run(["sh", os.path.join(ROOT, "scripts", "package.sh"), BUILD,
+                        os.uname().machine, str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    if p.returncode != 0 and "besides glibc" in p.stderr:
+        pytest.skip("this build links more than glibc: " + p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    tarball = [f for f in os.listdir(tmp_path) if f.endswith(".tar.gz")][0]
+    with tarfile.open(tmp_path / tarball) as tf:
+        names = {m.name.split("/", 1)[1]: m for m in tf.getmembers() if "/" in m.name}
+        lua = tf.extractfile(names["wireshark/ferry.lua"]).read()
+    with open(LUA, "rb") as f:
+        assert lua == f.read()
