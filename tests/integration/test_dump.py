@@ -383,3 +383,24 @@ def test_tcpdump_capture_of_a_live_session(spawn, tmp_path):
     assert "[dialect ffi]" in text
     assert re.search(r"kCallFunc func 0x[0-9a-f]+ tvm.rpc.server.listdir", text)
     assert re.search(r"c2s rpc +kShutdown", text)
+
+
+def test_allow_and_max_conns(spawn):
+    player = Player([b""])
+    d = relay(spawn, player.port, "--allow", "10.0.0.0/8")
+    s = socket.create_connection(("127.0.0.1", d.port))
+    assert s.recv(1) == b""  # closed at accept
+    s.close()
+    d.wait_for(r"127\.0\.0\.1:\d+ is not in --allow; closed")
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    d2 = relay(spawn, lsock.getsockname()[1], "--max-conns", "1")
+    first = socket.create_connection(("127.0.0.1", d2.port))
+    wait_lines(d2, r"#1 --- event +open from")
+    second = socket.create_connection(("127.0.0.1", d2.port))
+    assert second.recv(1) == b""
+    d2.wait_for(r"1 connections relayed already \(--max-conns\); closed")
+    first.close()
+    second.close()
+    lsock.close()
