@@ -296,6 +296,9 @@ int ferry_dump_relay_run(const ferry_dump_relay_cfg *cfg) {
   if (r.raw)
     fclose(r.raw);
   r.raw = NULL;
+  /* The mutex stays held: threads still relaying block on it until the
+   * process exits, and print nothing more. */
+  ferry_buf_close(&r.out);
   fprintf(stderr, "ferry dump: stopped\n");
   return 0;
 }

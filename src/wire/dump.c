@@ -81,18 +81,20 @@ int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_bu
   size_t len = c->line.len;
   int rc;
   if (c->opts.json) {
+    /* json_object_set_new takes the value even when it fails, so each
+     * value is made where it is set and nothing leaks on a failure. */
     json_t *o = json_object();
-    json_t *s = json_stringn(text, len);
-    if (!o || !s || json_object_set_new(o, "t", json_real(t)) ||
+    if (!o || json_object_set_new(o, "t", json_real(t)) ||
         json_object_set_new(o, "conn", json_integer(c->id)) ||
         json_object_set_new(o, "dir", json_string(dir >= 0 ? dir_name[dir] : "-")) ||
         json_object_set_new(o, "layer", json_string(layer)) ||
-        json_object_set_new(o, "text", s)) {
+        (c->cur_code && json_object_set_new(o, "code", json_string(c->cur_code))) ||
+        json_object_set_new(o, "text", json_stringn(text, len))) {
       json_decref(o);
       c->line.len = 0;
+      c->cur_code = NULL;
       return FERRY_ENOMEM;
     }
-    s = NULL;
     char *j = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER |
                                 JSON_REAL_PRECISION(10));
     json_decref(o);
@@ -102,6 +104,7 @@ int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_bu
     }
     rc = ferry_buf_printf(out, "%s\n", j);
     free(j);
+    c->cur_code = NULL;
   } else {
     rc = ferry_buf_printf(out, "%11.6f #%u %s %-9s %.*s\n", t, c->id,
                           dir >= 0 ? dir_name[dir] : "---", layer, (int)len, text);

@@ -86,6 +86,7 @@ typedef struct ferry_dump_conn {
   char pending_name[64];
   ferry_dump_func funcs[FERRY_DUMP_MAX_FUNCS];
   size_t nfuncs, next_func;
+  const char *cur_code;   /* the RPC code of the line being emitted, or NULL */
   ferry_rpc_arena arena;  /* reset at every packet */
   ferry_buf line;         /* one message's text */
 } ferry_dump_conn;

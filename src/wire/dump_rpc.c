@@ -404,6 +404,8 @@ int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, siz
     /* The line hit its ceiling: show what fits. */
     rc = 0;
   }
+  c->cur_code = ferry_rpc_code_name(pkt.code);
   int erc = dump_emit(c, dir, t, bad ? "error" : "rpc", out);
+  c->cur_code = NULL;
   return rc ? rc : erc;
 }

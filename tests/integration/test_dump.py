@@ -95,7 +95,8 @@ def test_json_lines(spawn, tmp_path):
     objs = [json.loads(l) for l in d.stdout_lines]
     layers = {o["layer"] for o in objs}
     assert {"handshake", "rpc", "event"} <= layers
-    assert any(o["dir"] == "c2s" and o["text"].startswith("kInitServer") for o in objs)
+    assert any(o["dir"] == "c2s" and o.get("code") == "kInitServer" and
+               o["text"].startswith("kInitServer") for o in objs)
 
 
 def test_server_and_tracker_through_the_relay(spawn, tmp_path):
