@@ -14,9 +14,12 @@ if [ "${1:-}" = "--cross" ]; then
   esac
 fi
 
+# tshark (with wireshark-common's editcap) and tcpdump: the tests of
+# `ferry dump` and of packaging/wireshark/ferry.lua.  ferry reads captures
+# itself, so no libpcap is linked.
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
-python3-numpy procps"
+python3-numpy procps tshark tcpdump"
 
 if [ -n "$CROSS_ARCH" ]; then
   PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \

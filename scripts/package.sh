@@ -8,7 +8,7 @@
 # holding one folder ferry-<version>-<arch>/ with the stripped `ferry`
 # binary, the busybox-style names (rpc_server, rpc_tracker, rpc_proxy,
 # query_rpc_tracker -> ferry), the device README, the systemd units and
-# their settings file.  The version is the one of project() in
+# their settings file, and the Wireshark dissector (wireshark/ferry.lua).  The version is the one of project() in
 # CMakeLists.txt.  It refuses a binary that needs any shared library besides
 # glibc's, since the promise is "copy one file".
 set -eu
@@ -67,7 +67,10 @@ cp "$ROOT/packaging/ferry-server.service" "$ROOT/packaging/ferry-tracker.service
    "$ROOT/packaging/ferry-proxy.service" "$DIR/systemd/"
 # The settings file, with the device key defaulting to the architecture.
 sed "s/@ARCH@/$ARCH/g" "$ROOT/packaging/ferry.env" > "$DIR/systemd/ferry.env"
-chmod 0644 "$DIR/README.md" "$DIR"/systemd/*
+# The Wireshark dissector, for the host that reads the device's captures.
+mkdir -p "$DIR/wireshark"
+cp "$ROOT/packaging/wireshark/ferry.lua" "$DIR/wireshark/ferry.lua"
+chmod 0644 "$DIR/README.md" "$DIR"/systemd/* "$DIR/wireshark/ferry.lua"
 
 # Reproducible: fixed owner, order and time (that of the last commit).
 EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}

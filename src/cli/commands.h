@@ -17,7 +17,8 @@
   XX(download, NULL, "download a file from a remote session folder")          \
   XX(ls, NULL, "list a remote session folder")                                \
   XX(rm, NULL, "remove files from a remote session folder")                 \
-  XX(pack, NULL, "package graph JSON, params and kernels as one model library")
+  XX(pack, NULL, "package graph JSON, params and kernels as one model library") \
+  XX(dump, NULL, "relay RPC traffic and print every message decoded")
 
 #define FERRY_COMMAND_DECL_(name, alias, summary)                             \
   int ferry_cmd_##name(int argc, char **argv);
