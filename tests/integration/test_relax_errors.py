@@ -165,3 +165,41 @@ def test_allocation_past_max_memory(spawn):
     s.alive()
     s.r.sock.close()
     no_sanitizer_reports(server)
+
+
+# ---- ferry run MODEL.so on the real TVM libraries ---------------------------
+
+def test_ferry_run_relax_models(spawn, tmp_path):
+    """`ferry run` detects the Relax executable, sets inputs in order or by
+    parameter name, flattens a tuple result to one .npy per element, and
+    prints the stage times; the outputs are TVM's, in both generations."""
+    import numpy as np
+    from conftest import run_ferry
+
+    srv = spawn("server", "--port", "0")
+    for gen in ("v0.20", "v0.26"):
+        d = os.path.join(GOLDEN, "relax", gen)
+        for name, n, spec in (("mlp", 1, "x="), ("two_outputs", 2, "")):
+            outs = [str(tmp_path / ("%s_%s_%d.npy" % (gen, name, i))) for i in range(n)]
+            args = ["run", "--port", str(srv.port), os.path.join(d, name + ".so"),
+                    "--input", spec + os.path.join(d, name + "_in0.npy")]
+            for o in outs:
+                args += ["--output", o]
+            p = run_ferry(*args, timeout=120)
+            assert p.returncode == 0, p.stdout + p.stderr
+            assert "Relax VM executable" in p.stdout
+            for stage in ("upload", "load", "create", "set inputs", "first run", "run",
+                          "get outputs"):
+                assert "  " + stage + " " in p.stdout, p.stdout
+            for i, o in enumerate(outs):
+                want = np.load(os.path.join(d, "%s_out%d.npy" % (name, i)))
+                got = np.load(o)
+                assert got.shape == want.shape and got.dtype == want.dtype
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # A wrong input name, and a missing input: a clear message.
+    d = os.path.join(GOLDEN, "relax", "v0.20")
+    p = run_ferry("run", "--port", str(srv.port), os.path.join(d, "mlp.so"), "--input",
+                  "nope=" + os.path.join(d, "mlp_in0.npy"), timeout=120)
+    assert p.returncode != 0 and "'nope' names no input of main" in p.stderr, p.stderr
+    p = run_ferry("run", "--port", str(srv.port), os.path.join(d, "mlp.so"), timeout=120)
+    assert p.returncode != 0 and "main takes 1 inputs, 0 given" in p.stderr, p.stderr
