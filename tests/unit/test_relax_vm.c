@@ -305,6 +305,33 @@ static void test_real_executables(void **state) {
                  : ferry_vm_exec_load_classic(f->rt, p, len, &used, &m, &f->err);
     assert_int_equal(rc, 0);
     assert_int_equal(used, len);
+    /* stats + "\n" + as_text is what TVM printed into the .txt. */
+    ferry_call c;
+    assert_int_equal(call_fn(f, m, "stats", NULL, 0, &c), 0);
+    char *text = strdup(c.ret.v.str.data);
+    ferry_call_close(&c);
+    assert_int_equal(call_fn(f, m, "as_text", NULL, 0, &c), 0);
+    size_t tl = strlen(text), al = c.ret.v.str.len;
+    text = realloc(text, tl + al + 2);
+    text[tl] = '\n';
+    memcpy(text + tl + 1, c.ret.v.str.data, al + 1);
+    ferry_call_close(&c);
+    snprintf(path, sizeof path, "%s/relax/%s.txt", FERRY_GOLDEN_DIR, names[i]);
+    size_t txt_len;
+    uint8_t *txt = read_file(path, &txt_len);
+    assert_int_equal(strlen(text), txt_len - 8);
+    assert_memory_equal(text, txt + 8, txt_len - 8);
+    free(txt);
+    free(text);
+    ferry_value fname = {.kind = FERRY_KIND_STR, .v.str = {"main", 4}};
+    assert_int_equal(call_fn(f, m, "has_function", &fname, 1, &c), 0);
+    assert_int_equal(c.ret.kind, FERRY_KIND_BOOL);
+    assert_int_equal(c.ret.v.i, 1);
+    ferry_call_close(&c);
+    fname.v.str.data = "nope";
+    assert_int_equal(call_fn(f, m, "has_function", &fname, 1, &c), 0);
+    assert_int_equal(c.ret.v.i, 0);
+    ferry_call_close(&c);
     ferry_obj_release(&m->base);
     ferry_err_clear(&f->err);
     rc = ffi ? ferry_vm_exec_load_classic(f->rt, p, len, &used, &m, &f->err)
