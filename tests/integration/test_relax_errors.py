@@ -203,3 +203,30 @@ def test_ferry_run_relax_models(spawn, tmp_path):
     assert p.returncode != 0 and "'nope' names no input of main" in p.stderr, p.stderr
     p = run_ferry("run", "--port", str(srv.port), os.path.join(d, "mlp.so"), timeout=120)
     assert p.returncode != 0 and "main takes 1 inputs, 0 given" in p.stderr, p.stderr
+
+
+def test_relax_models_through_tracker_and_proxy(spawn, tmp_path):
+    """TVM's documented path for a TVM >= 0.20 model: a client asks the
+    tracker for a key served by a device behind the proxy, and runs the
+    model there with set_input / invoke_stateful / get_outputs and the
+    time evaluator (what `ferry run` does), in both generations."""
+    import numpy as np
+    from conftest import run_ferry
+    from test_models import wait_free
+
+    tr = spawn("tracker", "--port", "0")
+    px = spawn("proxy", "--port", "0", "--tracker", "127.0.0.1:%d" % tr.port)
+    spawn("server", "--through-proxy", "--host", "127.0.0.1", "--port", str(px.port),
+          "--key", "R0", "--work-dir", str(tmp_path / "w0"), wait_listen=False)
+    wait_free(tr.port, ["R0"])
+    for gen in ("v0.20", "v0.26"):
+        d = os.path.join(GOLDEN, "relax", gen)
+        out = str(tmp_path / ("%s.npy" % gen))
+        p = run_ferry("run", "--tracker", "127.0.0.1:%d" % tr.port, "--key", "R0",
+                      os.path.join(d, "mlp.so"), "--input", os.path.join(d, "mlp_in0.npy"),
+                      "--output", out, "--repeat", "5", timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "mean of 5 runs" in p.stdout, p.stdout
+        np.testing.assert_allclose(np.load(out), np.load(os.path.join(d, "mlp_out0.npy")),
+                                   rtol=1e-5, atol=1e-6)
+        wait_free(tr.port, ["R0"])
