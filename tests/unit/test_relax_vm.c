@@ -272,6 +272,59 @@ static void test_dynamic_shapes(void **state) {
   ferry_obj_release(&vm->mod.base);
 }
 
+/* tensor_to_shape, check_shape_info, make_shape and call_tir_dyn (whose
+ * shape becomes trailing int arguments; testing.echo stands in for a
+ * kernel, resolved as a public global). */
+static void test_shape_builtins(void **state) {
+  struct fixture *f = *state;
+  ferry_vm *vm;
+  assert_int_equal(make_vm(f,
+                           "func main(x)\n"
+                           "  call vm.builtin.alloc_shape_heap %vm, 2 -> %1\n"
+                           "  call vm.builtin.match_shape %0, %1, 2, 1, 0, 1, 1, \"c \"\n"
+                           "  call vm.builtin.tensor_to_shape %1 -> %2\n"
+                           "  call vm.builtin.check_shape_info %2, 2, \"c \"\n"
+                           "  call vm.builtin.make_shape %1, 1, 1, 1 -> %3\n"
+                           "  call vm.builtin.call_tir_dyn @testing.echo, %3 -> %4\n"
+                           "  call vm.builtin.make_tuple %4, %2 -> %5\n"
+                           "  call vm.builtin.check_shape_info %2, 3, \"c \"\n"
+                           "  ret %5\n",
+                           FERRY_RELAX_GEN_V020, &vm), 0);
+  ferry_ndarray *x = tensor(f, 5, 6);
+  ferry_value in = {.kind = FERRY_KIND_NDARRAY, .v.obj = &x->base}, out;
+  /* The last check wants 3 dimensions: refused with the context string. */
+  assert_int_equal(ferry_vm_invoke(vm, 0, &in, 1, 0, &out, &f->err), FERRY_EINVAL);
+  assert_string_equal(f->err.msg, "c  expect Shape with ndim 3 but get 2");
+  ferry_obj_release(&vm->mod.base);
+  assert_int_equal(make_vm(f,
+                           "func main(x)\n"
+                           "  call vm.builtin.alloc_shape_heap %vm, 2 -> %1\n"
+                           "  call vm.builtin.match_shape %0, %1, 2, 1, 0, 1, 1, \"c \"\n"
+                           "  call vm.builtin.tensor_to_shape %1 -> %2\n"
+                           "  call vm.builtin.make_shape %1, 1, 1, 1 -> %3\n"
+                           "  call vm.builtin.call_tir_dyn @testing.echo, %3 -> %4\n"
+                           "  call vm.builtin.make_tuple %4, %2 -> %5\n"
+                           "  ret %5\n",
+                           FERRY_RELAX_GEN_V026, &vm), 0);
+  ferry_err_clear(&f->err);
+  int rc = ferry_vm_invoke(vm, 0, &in, 1, 0, &out, &f->err);
+  if (rc)
+    print_error("%s\n", f->err.msg);
+  assert_int_equal(rc, 0);
+  ferry_vm_array *a = (ferry_vm_array *)ferry_vm_cast(&out, FERRY_VM_ARRAY_KEY);
+  assert_non_null(a);
+  assert_int_equal(a->items[0].kind, FERRY_KIND_INT);
+  assert_int_equal(a->items[0].v.i, 6);
+  ferry_vm_shape *s = (ferry_vm_shape *)ferry_vm_cast(&a->items[1], FERRY_VM_SHAPE_KEY);
+  assert_non_null(s);
+  assert_int_equal(s->ndim, 2);
+  assert_int_equal(s->dims[0], 5);
+  assert_int_equal(s->dims[1], 6);
+  ferry_vm_value_release(&out);
+  ferry_obj_release(&x->base);
+  ferry_obj_release(&vm->mod.base);
+}
+
 static uint8_t *read_file(const char *path, size_t *len) {
   FILE *in = fopen(path, "rb");
   assert_non_null(in);
@@ -356,6 +409,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_missing_builtin_named_at_init, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runtime_errors_name_the_place, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dynamic_shapes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shape_builtins, setup, teardown),
       cmocka_unit_test_setup_teardown(test_real_executables, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
