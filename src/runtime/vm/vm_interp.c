@@ -12,6 +12,10 @@
 
 #include "runtime/vm/vm.h"
 
+/* Registers and call arguments kept on the stack up to this many (the C
+ * stack holds at most FERRY_VM_MAX_DEPTH such frames: 64 x 2 KiB). */
+#define SMALL_FRAME 64
+
 /* Appends where an error happened, unless the message already names it
  * (the builtins given an ErrorContext string do, as TVM's do). */
 static int where(ferry_vm *vm, int64_t fidx, int64_t pc, const char *callee, int rc,
@@ -170,10 +174,16 @@ int ferry_vm_invoke(ferry_vm *vm, int64_t fidx, const ferry_value *args, size_t 
                          "relax VM: calls nested deeper than %d (in function '%.*s'): "
                          "recursion without end?",
                          FERRY_VM_MAX_DEPTH, (int)f->name.len, f->name.p);
-  ferry_value *regs = calloc((size_t)(f->register_file_size ? f->register_file_size : 1),
-                             sizeof *regs);
-  ferry_value *argv = NULL;
-  size_t cap_argv = 0;
+  /* Small frames (every compiled model seen so far) live on the C stack:
+   * a malloc and a free per VM call cost as much as a small kernel. */
+  ferry_value small_regs[SMALL_FRAME], small_argv[SMALL_FRAME];
+  ferry_value *regs = small_regs;
+  if (f->register_file_size <= SMALL_FRAME)
+    memset(small_regs, 0, (size_t)f->register_file_size * sizeof *regs);
+  else
+    regs = calloc((size_t)f->register_file_size, sizeof *regs);
+  ferry_value *argv = small_argv;
+  size_t cap_argv = SMALL_FRAME;
   if (regs == NULL)
     return ferry_err_set(err, FERRY_ENOMEM, "out of memory for %lld registers",
                          (long long)f->register_file_size);
@@ -217,7 +227,7 @@ int ferry_vm_invoke(ferry_vm *vm, int64_t fidx, const ferry_value *args, size_t 
     int64_t dst = w[1], callee = w[2];
     size_t n = (size_t)w[3];
     if (n > cap_argv) {
-      ferry_value *na = realloc(argv, n * sizeof *na);
+      ferry_value *na = realloc(argv == small_argv ? NULL : argv, n * sizeof *na);
       if (na == NULL) {
         rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
         break;
@@ -244,8 +254,10 @@ int ferry_vm_invoke(ferry_vm *vm, int64_t fidx, const ferry_value *args, size_t 
   }
   for (int64_t i = 0; i < f->register_file_size; i++)
     ferry_vm_value_release(&regs[i]);
-  free(regs);
-  free(argv);
+  if (regs != small_regs)
+    free(regs);
+  if (argv != small_argv)
+    free(argv);
   if (rc)
     ferry_vm_value_release(ret);
   return rc;
