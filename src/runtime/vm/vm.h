@@ -28,6 +28,7 @@
 #define FERRY_VM_MAX_STEPS (1u << 24)  /* instructions per invocation from outside */
 #define FERRY_VM_MAX_TUPLE (1u << 20)  /* elements of one Array */
 #define FERRY_VM_POOL_PAGE 4096u       /* the pooled allocator's rounding */
+#define FERRY_VM_OBJ_CACHE 64          /* freed object structs a pool keeps */
 
 /* Type keys of ferry_other objects the VM makes. */
 #define FERRY_VM_STORAGE_KEY "vm.Storage"
@@ -51,6 +52,10 @@ typedef struct ferry_vm_pool {
   size_t nfree;
   ferry_ndarray **free_bufs; /* cached uint8 buffers */
   size_t cap_free;
+  /* Freed Storage and view structs kept for reuse (at most
+   * FERRY_VM_OBJ_CACHE each): a model allocates them on every run. */
+  void *free_objs[2][FERRY_VM_OBJ_CACHE];
+  size_t nfree_objs[2];
 } ferry_vm_pool;
 
 typedef struct ferry_vm_storage {
@@ -87,6 +92,11 @@ int ferry_vm_storage_new(ferry_vm_pool *pool, uint64_t nbytes, ferry_vm_storage 
 int ferry_vm_view_new(ferry_obj *owner, void *data, DLDevice dev, int ndim, const int64_t *shape,
                       DLDataType dtype, ferry_rt *rt, ferry_ndarray **out,
                       ferry_err *err) FERRY_MUST_CHECK;
+/* The same for a view of a Storage: its struct comes from (and goes back
+ * to) the Storage's pool. */
+int ferry_vm_storage_view_new(ferry_vm_storage *s, uint64_t offset, int ndim, const int64_t *shape,
+                              DLDataType dtype, ferry_rt *rt, ferry_ndarray **out,
+                              ferry_err *err) FERRY_MUST_CHECK;
 int ferry_vm_shape_new(int64_t ndim, const int64_t *dims, ferry_vm_shape **out,
                        ferry_err *err) FERRY_MUST_CHECK;
 /* Takes nothing: items are copied with a reference each. */

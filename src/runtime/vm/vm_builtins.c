@@ -215,8 +215,7 @@ static int b_alloc_tensor(ferry_vm *vm, const ferry_value *a, size_t n, ferry_va
                          "fit in the storage of %llu bytes", name, (unsigned long long)nbytes,
                          (long long)offset, (unsigned long long)s->size);
   ferry_ndarray *v;
-  rc = ferry_vm_view_new(&s->hdr.base, (char *)s->buf->tensor.data + offset,
-                         s->buf->tensor.device, (int)sh->ndim, sh->dims, t, vm->rt, &v, err);
+  rc = ferry_vm_storage_view_new(s, (uint64_t)offset, (int)sh->ndim, sh->dims, t, vm->rt, &v, err);
   if (rc)
     return rc;
   ret_obj(ret, FERRY_KIND_NDARRAY, &v->base);

@@ -32,13 +32,37 @@ ferry_other *ferry_vm_cast(const ferry_value *v, const char *type_key) {
   if (v->kind != FERRY_KIND_OBJECT || v->v.obj == NULL || v->v.obj->type != FERRY_OBJ_OTHER)
     return NULL;
   ferry_other *o = (ferry_other *)v->v.obj;
-  return strcmp(o->type_key, type_key) == 0 ? o : NULL;
+  /* The keys are the same static strings almost always: compare the
+   * pointers first (this runs for nearly every builtin argument). */
+  return o->type_key == type_key || strcmp(o->type_key, type_key) == 0 ? o : NULL;
 }
 
 /* ---- the pooled allocator ------------------------------------------------------ */
 
+enum { CACHE_STORAGE = 0, CACHE_VIEW = 1 };
+
+/* A struct of kind k from the pool's cache (zeroed), else calloc. */
+static void *obj_get(ferry_vm_pool *p, int k, size_t size) {
+  if (p->nfree_objs[k] == 0)
+    return calloc(1, size);
+  void *o = p->free_objs[k][--p->nfree_objs[k]];
+  memset(o, 0, size);
+  return o;
+}
+
+/* Keeps a dead struct for reuse; the caller still holds the pool. */
+static void obj_put(ferry_vm_pool *p, int k, void *o) {
+  if (p->nfree_objs[k] < FERRY_VM_OBJ_CACHE)
+    p->free_objs[k][p->nfree_objs[k]++] = o;
+  else
+    free(o);
+}
+
 static void pool_destroy(ferry_obj *o) {
   ferry_vm_pool *p = (ferry_vm_pool *)o;
+  for (int k = 0; k < 2; k++)
+    for (size_t i = 0; i < p->nfree_objs[k]; i++)
+      free(p->free_objs[k][i]);
   for (size_t i = 0; i < p->nfree; i++)
     ferry_obj_release(&p->free_bufs[i]->base);
   free(p->free_bufs);
@@ -81,8 +105,8 @@ static void storage_destroy(ferry_obj *o) {
     p->used -= buf_size(s->buf);
     ferry_obj_release(&s->buf->base);
   }
+  obj_put(p, CACHE_STORAGE, s); /* freed with the pool if this was its last holder */
   ferry_obj_release(&p->hdr.base);
-  free(s);
 }
 
 int ferry_vm_storage_new(ferry_vm_pool *p, uint64_t nbytes, ferry_vm_storage **out,
@@ -96,7 +120,7 @@ int ferry_vm_storage_new(ferry_vm_pool *p, uint64_t nbytes, ferry_vm_storage **o
   uint64_t size = (nbytes + FERRY_VM_POOL_PAGE - 1) / FERRY_VM_POOL_PAGE * FERRY_VM_POOL_PAGE;
   if (size == 0)
     size = FERRY_VM_POOL_PAGE;
-  ferry_vm_storage *s = calloc(1, sizeof *s);
+  ferry_vm_storage *s = obj_get(p, CACHE_STORAGE, sizeof *s);
   if (s == NULL)
     return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
   ferry_ndarray *buf = NULL;
@@ -148,23 +172,21 @@ int ferry_vm_storage_new(ferry_vm_pool *p, uint64_t nbytes, ferry_vm_storage **o
 struct vm_view {
   ferry_ndarray nd;
   ferry_obj *owner;
+  ferry_vm_pool *pool; /* the struct's cache (the owner keeps it alive), or NULL */
 };
 
 static void view_destroy(ferry_obj *o) {
   struct vm_view *v = (struct vm_view *)o;
-  ferry_obj_release(v->owner);
-  free(v);
+  ferry_obj *owner = v->owner;
+  if (v->pool)
+    obj_put(v->pool, CACHE_VIEW, v);
+  else
+    free(v);
+  ferry_obj_release(owner);
 }
 
-int ferry_vm_view_new(ferry_obj *owner, void *data, DLDevice dev, int ndim, const int64_t *shape,
-                      DLDataType dtype, ferry_rt *rt, ferry_ndarray **out, ferry_err *err) {
-  *out = NULL;
-  if (ndim < 0 || ndim > FERRY_MAX_NDIM)
-    return ferry_err_set(err, FERRY_ERANGE, "tensor rank %d is out of range 0..%d", ndim,
-                         FERRY_MAX_NDIM);
-  struct vm_view *v = calloc(1, sizeof *v);
-  if (v == NULL)
-    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+static void view_init(struct vm_view *v, ferry_obj *owner, void *data, DLDevice dev, int ndim,
+                      const int64_t *shape, DLDataType dtype, ferry_rt *rt) {
   ferry_obj_init(&v->nd.base, FERRY_OBJ_NDARRAY, view_destroy);
   v->nd.rt = rt;
   v->nd.tensor.data = data;
@@ -176,6 +198,35 @@ int ferry_vm_view_new(ferry_obj *owner, void *data, DLDevice dev, int ndim, cons
     memcpy(v->nd.shape_storage, shape, (size_t)ndim * sizeof *shape);
   ferry_obj_retain(owner);
   v->owner = owner;
+}
+
+int ferry_vm_storage_view_new(ferry_vm_storage *s, uint64_t offset, int ndim, const int64_t *shape,
+                              DLDataType dtype, ferry_rt *rt, ferry_ndarray **out,
+                              ferry_err *err) {
+  *out = NULL;
+  if (ndim < 0 || ndim > FERRY_MAX_NDIM)
+    return ferry_err_set(err, FERRY_ERANGE, "tensor rank %d is out of range 0..%d", ndim,
+                         FERRY_MAX_NDIM);
+  struct vm_view *v = obj_get(s->pool, CACHE_VIEW, sizeof *v);
+  if (v == NULL)
+    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+  view_init(v, &s->hdr.base, (char *)s->buf->tensor.data + offset, s->buf->tensor.device, ndim,
+            shape, dtype, rt);
+  v->pool = s->pool;
+  *out = &v->nd;
+  return FERRY_OK;
+}
+
+int ferry_vm_view_new(ferry_obj *owner, void *data, DLDevice dev, int ndim, const int64_t *shape,
+                      DLDataType dtype, ferry_rt *rt, ferry_ndarray **out, ferry_err *err) {
+  *out = NULL;
+  if (ndim < 0 || ndim > FERRY_MAX_NDIM)
+    return ferry_err_set(err, FERRY_ERANGE, "tensor rank %d is out of range 0..%d", ndim,
+                         FERRY_MAX_NDIM);
+  struct vm_view *v = calloc(1, sizeof *v);
+  if (v == NULL)
+    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+  view_init(v, owner, data, dev, ndim, shape, dtype, rt);
   *out = &v->nd;
   return FERRY_OK;
 }
