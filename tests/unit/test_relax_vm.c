@@ -400,6 +400,37 @@ static void test_real_executables(void **state) {
   }
 }
 
+/* A compiled-mode (VM-TIR) function is refused at load by name (the
+ * message used to be formatted from the freed executable: found by
+ * fuzz_relax_vm under ASan). */
+static void test_vmtir_refused_by_name(void **state) {
+  struct fixture *f = *state;
+  char path[512];
+  snprintf(path, sizeof path, "%s/relax/v0.20/mlp.exec", FERRY_GOLDEN_DIR);
+  size_t len;
+  uint8_t *p = read_file(path, &len);
+  ferry_relax_exec x;
+  char why[256];
+  assert_int_equal(ferry_relax_exec_parse(&x, p + 8, len - 8, FERRY_RELAX_TAGS_CLASSIC, why,
+                                          sizeof why), 0);
+  x.funcs[0].kind = FERRY_RELAX_FUNC_VMTIR; /* main */
+  ferry_buf b;
+  ferry_buf_init(&b, 1 << 24);
+  uint8_t zero[8] = {0};
+  assert_int_equal(ferry_buf_append(&b, zero, 8), 0);
+  assert_int_equal(ferry_relax_exec_write(&x, &b), 0);
+  put_le64(b.data, b.len - 8);
+  ferry_relax_exec_close(&x);
+  free(p);
+  ferry_module *m = NULL;
+  size_t used = 0;
+  ferry_err_clear(&f->err);
+  int rc = ferry_vm_exec_load_classic(f->rt, b.data, b.len, &used, &m, &f->err);
+  ferry_buf_close(&b);
+  assert_int_equal(rc, FERRY_EUNSUPPORTED);
+  assert_non_null(strstr(f->err.msg, "function 'main' is compiled VM-TIR"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_control_flow_v020, setup, teardown),
@@ -411,6 +442,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dynamic_shapes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shape_builtins, setup, teardown),
       cmocka_unit_test_setup_teardown(test_real_executables, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_vmtir_refused_by_name, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

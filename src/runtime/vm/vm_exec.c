@@ -144,12 +144,14 @@ static int exec_load(ferry_rt *rt, const uint8_t *payload, size_t avail, size_t 
   }
   for (size_t i = 0; i < e->ex.nfuncs; i++)
     if (e->ex.funcs[i].kind == FERRY_RELAX_FUNC_VMTIR) {
+      /* The name lives in e's bytes: say it before releasing e. */
+      rc = ferry_err_set(err, FERRY_EUNSUPPORTED,
+                         "relax executable: function '%.*s' is compiled VM-TIR "
+                         "(exec_mode=\"compiled\"), which ferry does not run; build with "
+                         "the default bytecode mode",
+                         (int)e->ex.funcs[i].name.len, e->ex.funcs[i].name.p);
       ferry_obj_release(&e->mod.base);
-      return ferry_err_set(err, FERRY_EUNSUPPORTED,
-                           "relax executable: function '%.*s' is compiled VM-TIR "
-                           "(exec_mode=\"compiled\"), which ferry does not run; build with "
-                           "the default bytecode mode",
-                           (int)e->ex.funcs[i].name.len, e->ex.funcs[i].name.p);
+      return rc;
     }
   *consumed = 8 + len;
   *out = &e->mod;
