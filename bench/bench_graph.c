@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
-#include "runtime/graph_executor.h"
+#include "runtime/graph/graph_executor.h"
 
 static double now_s(void) {
   struct timespec ts;

@@ -354,8 +354,9 @@ int cli_run_or_time(int argc, char **argv, int timing) {
       {"global", FERRY_OPT_FLAG, &o.global, NULL,
        "FUNC is a global function of the server (no LIB argument)"},
       {"model", FERRY_OPT_FLAG, &o.model, NULL,
-       "LIB is a whole network (GraphExecutorFactory, as `ferry pack` or TVM's export_library "
-       "writes it; the default when FUNC is omitted): --input [NAME=]x.npy sets inputs, "
+       "LIB is a whole network (GraphExecutorFactory, as `ferry pack` or TVM <= 0.19's "
+       "export_library writes it, or a TVM >= 0.20 Relax VM executable; the default when FUNC "
+       "is omitted): --input [NAME=]x.npy sets inputs, "
        "--output y.npy receives outputs 0, 1, ..."},
       {"repeat", FERRY_OPT_INT, &o.repeat, "N",
        "with a model: time this many runs on the device (default 3)"},
@@ -389,7 +390,7 @@ int cli_run_or_time(int argc, char **argv, int timing) {
                "prints mean and standard deviation in microseconds."
              : "Upload a library to a remote server, call one of its functions and write "
                "the output tensors to .npy files; or, without FUNC, run a whole network "
-               "(graph executor) and print the time of each stage.",
+               "(graph executor or Relax VM) and print the time of each stage.",
       timing ? time_table : run_table,
       timing ? (int)(sizeof time_table / sizeof time_table[0])
              : (int)(sizeof run_table / sizeof run_table[0])};

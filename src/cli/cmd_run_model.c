@@ -22,13 +22,13 @@
                           (uint64_t)(SIZE_MAX / 2) : ((uint64_t)1 << 34))
 #define CMD "run"
 
-static double now_s(void) {
+double cli_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void stage(const char *name, double secs) {
+void cli_stage(const char *name, double secs) {
   printf("  %-12s %10.3f ms\n", name, secs * 1e3);
 }
 
@@ -92,7 +92,7 @@ static int set_inputs(ferry_client *c, ferry_remote *gmod, const run_model_opts 
 
 /* Prints a tensor's shape and, for a small float32 one, its values and
  * the index of the largest (the class a classifier picked). */
-static void print_output(int i, const DLTensor *t, const void *data, uint64_t nbytes) {
+void cli_print_output(int i, const DLTensor *t, const void *data, uint64_t nbytes) {
   printf("output %d: %s (", i, ferry_npy_dtype_name(t->dtype));
   for (int k = 0; k < t->ndim; k++)
     printf("%s%" PRId64, k ? ", " : "", t->shape[k]);
@@ -138,7 +138,7 @@ static int get_outputs(ferry_client *c, ferry_remote *gmod, const run_model_opts
     if (rc)
       rc = cli_fail(CMD, c, "cannot read an output tensor");
     if (!rc)
-      print_output(i, t, buf, nb);
+      cli_print_output(i, t, buf, nb);
     if (!rc && o->outputs->n)
       rc = cli_npy_save(CMD, o->outputs->items[i], t->dtype, t->ndim, t->shape, buf, nb);
     free(buf);
@@ -149,19 +149,20 @@ static int get_outputs(ferry_client *c, ferry_remote *gmod, const run_model_opts
   return 0;
 }
 
-/* The device's own mean and deviation of `run` over o->repeat runs. */
-static int time_run(ferry_client *c, ferry_remote *gmod, const run_model_opts *o) {
+/* The device's own mean and deviation of mod[name](args) over repeat runs. */
+int cli_time_function(ferry_client *c, ferry_remote *mod, const char *name,
+                      const ferry_value *args, int nargs, long repeat) {
   ferry_time_opts to;
   ferry_time_opts_init(&to);
   to.number = 1;
-  to.repeat = (int)o->repeat;
+  to.repeat = (int)repeat;
   ferry_remote *ev = NULL;
   DLDevice cpu = {kDLCPU, 0};
   double secs[1024];
   int n = 0;
-  if (ferry_client_time_evaluator(c, gmod, "run", cpu, &to, &ev) != 0)
+  if (ferry_client_time_evaluator(c, mod, name, cpu, &to, &ev) != 0)
     return cli_fail(CMD, c, "cannot time run");
-  int rc = ferry_client_time(c, ev, NULL, 0, secs, 1024, &n);
+  int rc = ferry_client_time(c, ev, args, nargs, secs, 1024, &n);
   if (rc)
     rc = cli_fail(CMD, c, "timing run failed");
   (void)ferry_client_release(c, ev);
@@ -187,15 +188,22 @@ int cli_run_model(ferry_client *c, const char *lib, const run_model_opts *o) {
   ferry_remote *mod = NULL, *factory_default = NULL, *gmod = NULL, *run = NULL, *nout_f = NULL;
   DLDevice cpu = {kDLCPU, 0};
   printf("model %s on %s\n", base, ferry_client_peer(c));
-  double t0 = now_s();
+  double t0 = cli_now_s();
   if (ferry_client_upload_file(c, lib, base) != 0)
     return cli_fail(CMD, c, "upload failed");
-  double t1 = now_s();
-  stage("upload", t1 - t0);
+  double t1 = cli_now_s();
+  cli_stage("upload", t1 - t0);
   if (ferry_client_load_module(c, base, &mod) != 0)
     return cli_fail(CMD, c, "cannot load the module");
-  double t2 = now_s();
-  stage("load", t2 - t1);
+  double t2 = cli_now_s();
+  cli_stage("load", t2 - t1);
+  /* TVM >= 0.20: a Relax VM executable at the root (cmd_run_relax.c). */
+  ferry_remote *vm_load = NULL;
+  if (ferry_client_module_function(c, mod, "vm_load_executable", &vm_load) == 0) {
+    (void)ferry_client_release(c, vm_load);
+    printf("  (a Relax VM executable)\n");
+    return cli_run_relax(c, mod, o, t2);
+  }
   if (ferry_client_module_function(c, mod, "default", &factory_default) != 0)
     return cli_fail(CMD, c, "the library has no graph executor factory (\"default\")");
   ferry_value dev = device_arg(cpu);
@@ -209,22 +217,22 @@ int cli_run_model(ferry_client *c, const char *lib, const run_model_opts *o) {
     return 1;
   }
   gmod = r.remote;
-  double t3 = now_s();
-  stage("create", t3 - t2);
+  double t3 = cli_now_s();
+  cli_stage("create", t3 - t2);
   int rc = set_inputs(c, gmod, o);
   if (rc)
     return rc;
-  double t4 = now_s();
-  stage("set inputs", t4 - t3);
+  double t4 = cli_now_s();
+  cli_stage("set inputs", t4 - t3);
   if (graph_func(c, gmod, "run", &run))
     return 1;
   if (ferry_client_call(c, run, NULL, 0, NULL) != 0)
     return cli_fail(CMD, c, "run failed");
-  double t5 = now_s();
-  stage("first run", t5 - t4);
-  if (time_run(c, gmod, o))
+  double t5 = cli_now_s();
+  cli_stage("first run", t5 - t4);
+  if (cli_time_function(c, gmod, "run", NULL, 0, o->repeat))
     return 1;
-  double t6 = now_s();
+  double t6 = cli_now_s();
   ferry_result nr;
   if (graph_func(c, gmod, "get_num_outputs", &nout_f) ||
       ferry_client_call(c, nout_f, NULL, 0, &nr) != 0)
@@ -234,6 +242,6 @@ int cli_run_model(ferry_client *c, const char *lib, const run_model_opts *o) {
   if (rc)
     return rc;
   /* Stages go to stdout in order; the outputs were printed as read. */
-  stage("get outputs", now_s() - t6);
+  cli_stage("get outputs", cli_now_s() - t6);
   return 0;
 }

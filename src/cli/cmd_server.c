@@ -49,7 +49,7 @@ int ferry_cmd_server(int argc, char **argv) {
   long port = 9090, port_end = 9199;
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
   const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
-  const char *work_quota = NULL, *allow_hop = NULL;
+  const char *work_quota = NULL, *allow_hop = NULL, *max_memory = NULL;
   int through_proxy = 0, silent = 0, no_fork = 0, testing = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
@@ -80,6 +80,9 @@ int ferry_cmd_server(int argc, char **argv) {
       {"work-quota", FERRY_OPT_STRING, &work_quota, "BYTES",
        "most a session's folder may hold, K/M/G suffixes, 0 = no limit "
        "(1G or half the free space, whichever is less)"},
+      {"max-memory", FERRY_OPT_STRING, &max_memory, "BYTES",
+       "most device memory one session may hold (buffers, a model's "
+       "tensors), K/M/G suffixes (half the RAM)"},
       {"testing", FERRY_OPT_FLAG, &testing, NULL,
        "offer the rpc.test.* functions of TVM's RPC test suite (off)"},
       {"allow-hop", FERRY_OPT_STRING, &allow_hop, "HOST:PORT[,...]",
@@ -141,6 +144,13 @@ int ferry_cmd_server(int argc, char **argv) {
                     "1073741824, 512M or 2G, not '%s'\n", work_quota);
     return 2;
   }
+  int64_t max_mem = 0;
+  if (max_memory && (parse_bytes(max_memory, &max_mem) != 0 || max_mem <= 0)) {
+    fprintf(stderr, "ferry server: --max-memory wants a byte count above 0 such as "
+                    "1073741824, 512M or 2G, not '%s'\n", max_memory);
+    return 2;
+  }
+  cfg.max_memory = (uint64_t)max_mem;
   char thost[256];
   if (tracker && *tracker) {
     if (!*key) {

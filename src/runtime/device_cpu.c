@@ -12,6 +12,17 @@
 
 #include "runtime/rt_internal.h"
 
+uint64_t ferry_rt_max_memory(const ferry_rt *rt) {
+  return rt->max_total;
+}
+
+uint64_t ferry_rt_default_max_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0)
+    return FERRY_RT_MAX_ALLOC_TOTAL;
+  return (uint64_t)pages * (uint64_t)page / 2;
+}
+
 int ferry_rt_check_device(DLDevice dev, ferry_err *err) {
   if (dev.device_type != kDLCPU)
     return ferry_err_set(err, FERRY_EUNSUPPORTED,
@@ -69,14 +80,15 @@ int ferry_rt_alloc(ferry_rt *rt, DLDevice dev, uint64_t nbytes, uint64_t align,
                          (unsigned long long)align, FERRY_RT_MAX_ALIGN);
   uint64_t size = nbytes ? nbytes : 1;
   pthread_mutex_lock(&rt->lock);
-  if (size > FERRY_RT_MAX_ALLOC_TOTAL - rt->total_bytes || rt->nallocs >= FERRY_RT_MAX_ALLOCS) {
+  if (size > rt->max_total || size > rt->max_total - rt->total_bytes ||
+      rt->nallocs >= FERRY_RT_MAX_ALLOCS) {
     uint64_t used = rt->total_bytes;
     pthread_mutex_unlock(&rt->lock);
     return ferry_err_set(err, FERRY_ETOOBIG,
                          "cannot allocate %llu bytes: the session already holds %llu bytes "
-                         "(limit %llu) or too many buffers",
+                         "(limit %llu, --max-memory) or too many buffers",
                          (unsigned long long)nbytes, (unsigned long long)used,
-                         (unsigned long long)FERRY_RT_MAX_ALLOC_TOTAL);
+                         (unsigned long long)rt->max_total);
   }
   void *p = NULL;
   if (posix_memalign(&p, (size_t)align, (size_t)size) != 0) {

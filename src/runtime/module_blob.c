@@ -17,6 +17,7 @@ struct blob_loader {
  *   {"GraphExecutorFactory", ferry_graph_factory_load_blob}, */
 static const struct blob_loader blob_loaders[] = {
     {"GraphExecutorFactory", ferry_graph_factory_load_blob},
+    {"relax.VMExecutable", ferry_vm_exec_load_classic},
     {NULL, NULL},
 };
 

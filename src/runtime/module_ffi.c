@@ -12,9 +12,9 @@
  *   - has pointer variables "__<function>" for the runtime functions it
  *     calls (TVM v0.26 registers the eight below; v0.21 used
  *     __TVMBackendGetFuncFromEnv instead of the lookup + once pair);
- *   - may embed serialised modules in __tvm_ffi__library_bin (device code,
- *     a Relax VM executable), which ferry cannot run on its CPU-only
- *     runtime and refuses by name. */
+ *   - may embed serialised modules in __tvm_ffi__library_bin: a Relax VM
+ *     executable is loaded (bin_loaders below); any other kind (device
+ *     code) is refused by name. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 
 #include "ferry/tvm_ffi_abi.h"
 #include "runtime/rt_internal.h"
+#include "wire/mblob.h"
 
 #define SLOT(fn) {"__" #fn, (void (*)(void))fn}
 const struct ferry_ctx_slot ferry_ffi_ctx_slots[] = {
@@ -188,6 +189,109 @@ void ferry_ffi_library_bin_kind(const uint8_t *bin, size_t avail, char *out, siz
       return;
     }
   }
+}
+
+/* ---- __tvm_ffi__library_bin ------------------------------------------------------
+ * u64 nbytes, vec<u64> indptr, vec<u64> child (the import tree, CSR),
+ * then per module its string key and, except for "_lib" (the library
+ * itself), its payload.  One table entry per module kind. */
+struct bin_loader {
+  const char *kind;
+  ferry_blob_loader_fn load;
+};
+static const struct bin_loader bin_loaders[] = {
+    {"relax.VMExecutable", ferry_vm_exec_load_ffi},
+    {NULL, NULL},
+};
+
+#define FFI_BIN_MAX_MODULES 4096
+
+static int bin_err(ferry_err *err, const char *libname, const char *what) {
+  return ferry_err_set(err, FERRY_EPROTO, "%s: " FERRY_FFI_LIBRARY_BIN " %s", libname, what);
+}
+
+int ferry_ffi_load_library_bin(ferry_rt *rt, const uint8_t *bin, size_t avail, ferry_module *lib,
+                               const char *libname, ferry_module **root, ferry_err *err) {
+  *root = NULL;
+  uint64_t v;
+  if (avail < 8)
+    return bin_err(err, libname, "is truncated");
+  memcpy(&v, bin, 8);
+  if (v > avail - 8)
+    return bin_err(err, libname, "says it is larger than the symbol");
+  avail = 8 + (size_t)v;
+  size_t off = 8;
+  const uint8_t *vecs[2];
+  uint64_t counts[2];
+  for (int k = 0; k < 2; k++) {
+    if (avail - off < 8)
+      return bin_err(err, libname, "is truncated in its import tree");
+    memcpy(&counts[k], bin + off, 8);
+    off += 8;
+    if (counts[k] > (avail - off) / 8 || counts[k] > FFI_BIN_MAX_MODULES + 1)
+      return bin_err(err, libname, "has an import tree larger than its bytes");
+    vecs[k] = bin + off;
+    off += (size_t)counts[k] * 8;
+  }
+  size_t nmods = counts[0] ? (size_t)counts[0] - 1 : 0;
+  ferry_mblob_entry tree;
+  memset(&tree, 0, sizeof tree);
+  tree.row_ptr = vecs[0];
+  tree.nrow_ptr = (size_t)counts[0];
+  tree.child = vecs[1];
+  tree.nchild = (size_t)counts[1];
+  if (nmods == 0 || ferry_mblob_check_tree(&tree, nmods) != FERRY_OK)
+    return bin_err(err, libname, "has an invalid import tree");
+  ferry_module **mods = calloc(nmods, sizeof *mods);
+  if (mods == NULL)
+    return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+  int rc = FERRY_OK;
+  size_t n = 0;
+  for (; n < nmods && rc == FERRY_OK; n++) {
+    uint64_t klen;
+    if (avail - off < 8 || (memcpy(&klen, bin + off, 8), klen > avail - off - 8) || klen > 256) {
+      rc = bin_err(err, libname, "has a truncated module key");
+      break;
+    }
+    const char *key = (const char *)bin + off + 8;
+    off += 8 + (size_t)klen;
+    if (klen == 4 && memcmp(key, "_lib", 4) == 0) {
+      ferry_obj_retain(&lib->base);
+      mods[n] = lib;
+      continue;
+    }
+    const struct bin_loader *l = bin_loaders;
+    while (l->kind && !(strlen(l->kind) == klen && memcmp(l->kind, key, (size_t)klen) == 0))
+      l++;
+    if (l->kind == NULL) {
+      char kind[80];
+      snprintf(kind, sizeof kind, "%.*s", (int)(klen < 64 ? klen : 64), key);
+      for (char *p = kind; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+          *p = '?';
+      rc = ferry_err_set(err, FERRY_EUNSUPPORTED,
+                         "cannot load %s: it embeds a module of kind %s (" FERRY_FFI_LIBRARY_BIN
+                         "), which ferry cannot run", libname, kind);
+      break;
+    }
+    size_t used = 0;
+    rc = l->load(rt, bin + off, avail - off, &used, &mods[n], err);
+    if (rc)
+      break;
+    off += used;
+  }
+  for (size_t i = 0; rc == FERRY_OK && i < nmods; i++)
+    for (uint64_t j = ferry_mblob_u64(tree.row_ptr, i);
+         j < ferry_mblob_u64(tree.row_ptr, i + 1) && rc == FERRY_OK; j++)
+      rc = ferry_module_import(mods[i], mods[ferry_mblob_u64(tree.child, (size_t)j)], err);
+  if (rc == FERRY_OK) {
+    ferry_obj_retain(&mods[0]->base);
+    *root = mods[0];
+  }
+  for (size_t i = 0; i < nmods; i++)
+    ferry_obj_release(mods[i] ? &mods[i]->base : NULL);
+  free(mods);
+  return rc;
 }
 
 /* ffi.SystemLib: what a TVM >= 0.21 client calls for remote.system_lib().

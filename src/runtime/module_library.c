@@ -269,12 +269,16 @@ int ferry_library_env_func(void *mod_node, const char *name, ferry_func **out, f
   return rc;
 }
 
-/* Steps 2-5 of TVM's loader, shared by shared and system libraries. */
+/* Steps 2-5 of TVM's loader, shared by shared and system libraries.  blob
+ * is a __tvm_dev_mblob or, when ffi_bin, a __tvm_ffi__library_bin. */
 static int library_init(struct library_module *lib, const uint8_t *blob, size_t blob_avail,
-                        void *module_ctx, ferry_module **out, ferry_err *err) {
+                        int ffi_bin, void *module_ctx, ferry_module **out, ferry_err *err) {
   ferry_module *root = &lib->base;
   if (blob != NULL) {
-    int rc = ferry_blob_load_modules(lib->rt, blob, blob_avail, &lib->base, lib->name, &root, err);
+    int rc = ffi_bin ? ferry_ffi_load_library_bin(lib->rt, blob, blob_avail, &lib->base,
+                                                  lib->name, &root, err)
+                     : ferry_blob_load_modules(lib->rt, blob, blob_avail, &lib->base, lib->name,
+                                               &root, err);
     if (rc)
       return rc;
   } else {
@@ -379,9 +383,10 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
   pthread_mutex_unlock(&rt->lock);
   if (lib != NULL) {
     dlclose(dl); /* drop the extra count this dlopen took */
-    const uint8_t *blob = lib_symbol(lib, "__tvm_dev_mblob", 0);
+    const uint8_t *blob = lib_symbol(lib, lib->ffi ? FERRY_FFI_LIBRARY_BIN : "__tvm_dev_mblob", 0);
     size_t avail = blob ? symbol_size((void *)blob) : 0;
-    rc = library_init(lib, blob, blob && avail == 0 ? FERRY_RT_MAX_FILE : avail, NULL, out, err);
+    rc = library_init(lib, blob, blob && avail == 0 ? FERRY_RT_MAX_FILE : avail, lib->ffi, NULL,
+                      out, err);
     ferry_obj_release(&lib->base.base);
     return rc;
   }
@@ -409,16 +414,6 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
     ferry_obj_release(&lib->base.base);
     return rc;
   }
-  const uint8_t *ffi_bin = lib->ffi ? lib_symbol(lib, FERRY_FFI_LIBRARY_BIN, 0) : NULL;
-  if (ffi_bin != NULL) {
-    char kind[80];
-    ferry_ffi_library_bin_kind(ffi_bin, symbol_size((void *)ffi_bin), kind, sizeof kind);
-    ferry_obj_release(&lib->base.base);
-    return ferry_err_set(err, FERRY_EUNSUPPORTED,
-                         "cannot load %s: it embeds a module of kind %s "
-                         "(" FERRY_FFI_LIBRARY_BIN "), which ferry cannot run",
-                         name, kind);
-  }
   for (size_t i = 0; i < nslots; i++) {
     void *slot = lib_symbol(lib, slots[i].symbol, 0);
     /* Only a pointer variable is a slot: writing over a function of that
@@ -426,12 +421,16 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
     if (slot != NULL && is_pointer_variable(slot))
       memcpy(slot, &slots[i].impl, sizeof slots[i].impl);
   }
-  const uint8_t *blob = lib->ffi ? NULL : lib_symbol(lib, "__tvm_dev_mblob", 0);
+  /* The embedded modules: __tvm_dev_mblob (classic) or, in a tvm-ffi
+   * library, __tvm_ffi__library_bin (a Relax VM executable; other kinds
+   * are refused by name there). */
+  const uint8_t *blob = lib_symbol(lib, lib->ffi ? FERRY_FFI_LIBRARY_BIN : "__tvm_dev_mblob", 0);
   size_t avail = blob ? symbol_size((void *)blob) : 0;
   if (blob && avail == 0)
     avail = FERRY_RT_MAX_FILE; /* size unknown: trust the blob's own header */
   void *ctx = lib_symbol(lib, lib->ffi ? FERRY_FFI_LIBRARY_CTX : "__tvm_module_ctx", 0);
-  rc = library_init(lib, blob, avail, ctx && is_pointer_variable(ctx) ? ctx : NULL, out, err);
+  rc = library_init(lib, blob, avail, lib->ffi, ctx && is_pointer_variable(ctx) ? ctx : NULL, out,
+                    err);
   ferry_obj_release(&lib->base.base); /* the root (or lib itself) holds it now */
   return rc;
 }
@@ -457,7 +456,7 @@ int ferry_syslib_get(ferry_rt *rt, const char *prefix, ferry_module **out, ferry
   void **ffi_ctx = lib_symbol(lib, FERRY_FFI_LIBRARY_CTX, 0);
   if (ffi_ctx != NULL)
     *ffi_ctx = lib;
-  int rc = library_init(lib, blob, blob ? FERRY_RT_MAX_FILE : 0,
+  int rc = library_init(lib, blob, blob ? FERRY_RT_MAX_FILE : 0, 0,
                         lib_symbol(lib, "__tvm_module_ctx", 0), out, err);
   ferry_obj_release(&lib->base.base);
   if (rc == FERRY_OK && prefix[0] == 0) {

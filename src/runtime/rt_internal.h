@@ -37,6 +37,7 @@ struct ferry_rt {
   struct ferry_alloc_entry *allocs; /* sorted by addr */
   size_t nallocs, cap_allocs;
   uint64_t total_bytes;
+  uint64_t max_total; /* cap on total_bytes (--max-memory) */
   ferry_module *syslib; /* runtime.SystemLib(""), created on first use */
   struct library_module *libs; /* live library modules (weak list, guarded by lock) */
   void **preloaded; /* dlopen handles of --load-library libraries */
@@ -59,6 +60,15 @@ extern const struct ferry_builtin ferry_params_builtins[];
 extern const struct ferry_builtin ferry_graph_builtins[];
 int ferry_graph_factory_load_blob(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
                                   size_t *consumed, struct ferry_module **out, ferry_err *err);
+
+/* Relax VM (vm/): the relax.VMExecutable loaders of __tvm_dev_mblob
+ * (classic, v0.20 constant tags) and __tvm_ffi__library_bin (tvm-ffi
+ * tags), and the public globals on VM objects (runtime.ShapeTuple, ...). */
+int ferry_vm_exec_load_classic(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                               size_t *consumed, struct ferry_module **out, ferry_err *err);
+int ferry_vm_exec_load_ffi(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                           size_t *consumed, struct ferry_module **out, ferry_err *err);
+extern const struct ferry_builtin ferry_vm_globals[];
 
 /* ---- argument helpers for built-ins (object.c) -------------------------- */
 
@@ -206,5 +216,11 @@ int ferry_ffi_check_slots(const char *path, const char *name, ferry_err *err) FE
  * avail readable bytes, printable, into out ("unknown" if unreadable). */
 void ferry_ffi_library_bin_kind(const uint8_t *bin, size_t avail, char *out, size_t cap);
 extern const struct ferry_builtin ferry_ffi_builtins[];
+/* Builds the module tree of a __tvm_ffi__library_bin (avail readable
+ * bytes): each embedded module through its kind's loader, "_lib" = lib
+ * (borrowed); *root carries one reference. */
+int ferry_ffi_load_library_bin(ferry_rt *rt, const uint8_t *bin, size_t avail, ferry_module *lib,
+                               const char *libname, ferry_module **root,
+                               ferry_err *err) FERRY_MUST_CHECK;
 
 #endif

@@ -15,6 +15,7 @@ int ferry_rt_open(ferry_rt **out, const ferry_rt_options *opt, ferry_err *err) {
   rt->num_threads = opt ? opt->num_threads : 0;
   rt->max_packet_size = opt ? opt->max_packet_size : 0;
   rt->work_quota = opt ? opt->work_quota : 0;
+  rt->max_total = opt && opt->max_memory ? opt->max_memory : ferry_rt_default_max_memory();
   if (opt && opt->work_dir) {
     rt->work_dir = realpath(opt->work_dir, NULL);
     if (rt->work_dir == NULL) {

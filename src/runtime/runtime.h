@@ -22,6 +22,10 @@ typedef struct ferry_rt_options {
   /* > 0: bytes the session folder may hold; an upload that would pass it
    * is refused (files.c).  0: no quota. */
   uint64_t work_quota;
+  /* > 0: bytes of device memory the session may hold at once (every
+   * allocation: the client's, NDArrays, a Relax VM's pool); 0: the
+   * default, half of the machine's RAM (--max-memory). */
+  uint64_t max_memory;
 } ferry_rt_options;
 
 /* Creates a runtime.  On failure *out is NULL and err says why. */
@@ -64,6 +68,12 @@ int ferry_rt_dev_attr(ferry_rt *rt, DLDevice dev, int kind, ferry_value *out,
 /* kCopyAmongRemote: both tensors already range-checked by the caller. */
 int ferry_rt_copy_tensor(ferry_rt *rt, const DLTensor *from, const DLTensor *to,
                          ferry_err *err) FERRY_MUST_CHECK;
+
+/* The session's memory cap in bytes (ferry_rt_options.max_memory). */
+uint64_t ferry_rt_max_memory(const ferry_rt *rt);
+/* The default cap: half of the physical memory, at most 16 GiB
+ * (FERRY_RT_MAX_ALLOC_TOTAL) when that cannot be read. */
+uint64_t ferry_rt_default_max_memory(void);
 
 /* Size in bytes of a compact tensor: prod(shape) * ((bits*lanes+7)/8).
  * FERRY_ERANGE on overflow or a negative extent. */

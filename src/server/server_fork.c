@@ -168,6 +168,7 @@ static void child_main(ferry_server *s, int fd) {
   cfg.preload = (const char *const *)s->preload;
   cfg.on_dialect = child_on_dialect;
   cfg.work_quota = s->sess.quota;
+  cfg.max_memory = s->cfg->max_memory;
   cfg.testing = s->cfg->testing;
   cfg.allow_hop = s->cfg->allow_hop;
   ferry_err err;
@@ -289,6 +290,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     cfg.work_dir = q->dir;
     cfg.preload = (const char *const *)s->preload;
     cfg.work_quota = q->quota;
+    cfg.max_memory = s->cfg->max_memory;
     cfg.testing = s->cfg->testing;
     cfg.allow_hop = s->cfg->allow_hop;
     ferry_err err;

@@ -44,6 +44,9 @@ typedef struct ferry_server_config {
    * of the work folder's file system at the session's start, whichever
    * is smaller; 0: no quota. */
   int64_t work_quota;
+  /* --max-memory: bytes of device memory one session may hold (client
+   * buffers, NDArrays, a Relax VM's pool); 0: half of the RAM. */
+  uint64_t max_memory;
   int testing;              /* --testing: offer TVM's rpc.test.* functions */
   const char *allow_hop;    /* --allow-hop list; NULL: multi-hop sessions refused */
 } ferry_server_config;

@@ -299,7 +299,8 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
       .work_dir = cfg->work_dir,
       .preload = cfg->preload,
       .num_threads = cfg->num_threads,
-      .work_quota = cfg->work_quota};
+      .work_quota = cfg->work_quota,
+      .max_memory = cfg->max_memory};
   int rc = ferry_rt_open(&s.rt, &opt, err);
   if (!rc)
     rc = session_loop(&s, err);

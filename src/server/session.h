@@ -65,6 +65,8 @@ typedef struct ferry_session_config {
   /* > 0: bytes the work folder may hold; uploads past it are refused
    * (an exception naming the quota; the session goes on).  0: none. */
   uint64_t work_quota;
+  /* > 0: the runtime's memory cap (ferry_rt_options.max_memory). */
+  uint64_t max_memory;
   /* Non-zero: offer the rpc.test.* functions TVM's RPC test suite calls
    * (ferry server --testing; session_testing.c). */
   int testing;

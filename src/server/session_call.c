@@ -106,6 +106,8 @@ static int reply_call_result(ferry_session *s, ferry_call *c, ferry_err *err) {
         view.byte_offset = 0;
         ret.tensor = &view;
       }
+      if (type == FERRY_OBJ_OTHER)
+        ret.object_type_key = ((ferry_other *)obj)->type_key;
       c->ret.kind = FERRY_KIND_NONE; /* the table takes the reference */
       c->ret.v.obj = NULL;
       uint64_t h = 0;

@@ -34,6 +34,8 @@ enum {
   TI_TENSOR = 70,    /* Tensor (the renamed NDArray) of the recorded tvm-ffi */
   TI_NDARRAY_V021 = 72, /* NDArray at v0.21.0 (§7.2.2) */
   TI_MODULE = 73,
+  TI_SHAPE = 69, /* tvm-ffi v0.22+ (TVM v0.26) */
+  TI_ARRAY = 71, /* tvm-ffi v0.22+ (TVM v0.26) */
   TI_RPC_OBJECT_REF = 115,
 };
 
@@ -258,6 +260,20 @@ static int ffi_encode_seq(ferry_buf *out, const ferry_value *vals, int nvals) {
   return encode_seq_mode(out, vals, nvals, 0);
 }
 
+/* The type index TVM v0.26's server names for an object result of this
+ * type key (the Relax VM's tuples and shapes; the recorded direct call of
+ * a tuple-returning function answers 71, Array); anything else is the
+ * generic RPC object reference. */
+static int64_t object_index(const char *type_key) {
+  if (type_key == NULL)
+    return TI_RPC_OBJECT_REF;
+  if (strcmp(type_key, "runtime.Array") == 0)
+    return TI_ARRAY;
+  if (strcmp(type_key, "runtime.ShapeTuple") == 0)
+    return TI_SHAPE;
+  return TI_RPC_OBJECT_REF;
+}
+
 /* kCallFunc replies (§7.2.3): Int(type index of the result), then the
  * result; handles of functions, modules and objects as OpaquePtr. */
 static int ffi_encode_call_return(ferry_buf *out, const ferry_rpc_return *ret) {
@@ -299,7 +315,7 @@ static int ffi_encode_call_return(ferry_buf *out, const ferry_rpc_return *ret) {
   case FERRY_KIND_OBJECT:
     seq[0].v.i = r->kind == FERRY_KIND_FUNC     ? TI_FUNC
                  : r->kind == FERRY_KIND_MODULE ? TI_MODULE
-                                                : TI_RPC_OBJECT_REF;
+                                                : object_index(ret->object_type_key);
     seq[1].kind = FERRY_KIND_OPAQUE;
     break;
   case FERRY_KIND_NDARRAY:

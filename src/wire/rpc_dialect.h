@@ -41,6 +41,10 @@ enum ferry_dialect_id {
 typedef struct ferry_rpc_return {
   ferry_value value;        /* kind NONE for no result */
   const DLTensor *tensor;   /* NDARRAY only: the tensor description */
+  /* OBJECT only, may be NULL: the object's type key ("runtime.Array",
+   * "runtime.ShapeTuple", ...), for the tvm-ffi dialect, whose reply
+   * names the result's type index as TVM's server does. */
+  const char *object_type_key;
 } ferry_rpc_return;
 
 typedef struct ferry_dialect {

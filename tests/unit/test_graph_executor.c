@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "runtime/graph_executor.h"
+#include "runtime/graph/graph_executor.h"
 #include "wire/mblob_write.h"
 #include "wire/params.h"
 

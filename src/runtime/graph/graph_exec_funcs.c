@@ -8,7 +8,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
-#include "runtime/graph_executor.h"
+#include "runtime/graph/graph_executor.h"
 #include "wire/params.h"
 
 typedef int (*exec_fn)(ferry_graph_exec *ge, ferry_call *c);

@@ -3,7 +3,7 @@
  * wire/graph_json.c, so every node/entry/storage index used here is in
  * range; what remains to check is what depends on this server: devices,
  * allocation limits, the library's functions, and client tensors. */
-#include "runtime/graph_executor.h"
+#include "runtime/graph/graph_executor.h"
 
 #include <stdlib.h>
 #include <string.h>

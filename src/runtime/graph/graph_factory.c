@@ -14,7 +14,7 @@
 
 #include "base/bytes.h"
 #include "base/util.h"
-#include "runtime/graph_executor.h"
+#include "runtime/graph/graph_executor.h"
 #include "wire/params.h"
 
 #define FACTORY_KEY "GraphExecutorFactory"
