@@ -55,6 +55,7 @@ extern const struct ferry_builtin ferry_files_builtins[];
 extern const struct ferry_builtin ferry_modfuncs_builtins[];
 extern const struct ferry_builtin ferry_time_builtins[];
 extern const struct ferry_builtin ferry_params_builtins[];
+extern const struct ferry_builtin ferry_shape_builtins[]; /* shape.c */
 /* Graph executor (graph_exec_funcs.c, graph_factory.c). */
 extern const struct ferry_builtin ferry_graph_builtins[];
 int ferry_graph_factory_load_blob(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
