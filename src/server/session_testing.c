@@ -16,6 +16,9 @@
  *     (arr, i) -> element i of arr; another name raises RuntimeError.
  *   testing.echo(x, ...)             x (TVM registers it in C++ on every
  *     server; its test suite's multi-hop and echo tests call it).
+ *   testing.test_raise_error_callback(msg)  returns a function of no
+ *     arguments that raises an error whose text is msg (TVM's C++, also on
+ *     every server; test_rpc_echo calls the returned function remotely).
  * They exercise what a C server must get right anyway: functions returned
  * to the client (closures that own what they captured), strings, remote
  * exceptions and returned tensors.  Written from the behaviour above, in
@@ -283,13 +286,13 @@ static int echo_fn(ferry_call *c) {
 
 /* ---- closures ------------------------------------------------------------ */
 
-enum closure_kind { ADD_TO_LHS, GET_ARR, REF_COUNT, GET_ELEM, GET_ARR_ELEM };
+enum closure_kind { ADD_TO_LHS, GET_ARR, REF_COUNT, GET_ELEM, GET_ARR_ELEM, RAISE };
 
 typedef struct closure {
   ferry_func base;
   enum closure_kind kind;
   ferry_value lhs;   /* ADD_TO_LHS: a number, or a string in text */
-  char *text;
+  char *text;        /* RAISE: the error's text */
   ferry_ndarray *nd; /* remote_return_nd's tensor (one reference) */
 } closure;
 
@@ -342,6 +345,9 @@ static int closure_call(ferry_func *self, ferry_call *c) {
       rc = tensor_elem(c, t, c->args[1].v.i, &d);
     break;
   }
+  case RAISE:
+    rc = want_args(c, "<lambda>", 0);
+    return rc ? rc : ferry_err_set(c->err, FERRY_EREMOTE, "%s", f->text);
   default:
     return ferry_err_set(c->err, FERRY_ESTATE, "RuntimeError: bad closure");
   }
@@ -389,6 +395,24 @@ static int add_to_lhs_fn(ferry_call *c) {
     memcpy(f->text, x->v.str.data, x->v.str.len);
     f->text[x->v.str.len] = 0;
     f->lhs.v.str.data = f->text;
+  }
+  return return_closure(c, f);
+}
+
+static int raise_error_callback_fn(ferry_call *c) {
+  int rc = want_args(c, "test_raise_error_callback", 1);
+  if (rc)
+    return rc;
+  if (c->args[0].kind != FERRY_KIND_STR)
+    return ferry_err_set(c->err, FERRY_ETYPE,
+                         "TypeError: test_raise_error_callback() wants a str");
+  closure *f = closure_new(RAISE);
+  if (f)
+    f->text = strdup(c->args[0].v.str.data);
+  if (!f || !f->text) {
+    if (f)
+      ferry_obj_release(&f->base.base);
+    return ferry_err_set(c->err, FERRY_ENOMEM, "MemoryError: out of memory");
   }
   return return_closure(c, f);
 }
@@ -472,6 +496,7 @@ static const struct {
     {"rpc.test.add_to_lhs", add_to_lhs_fn},
     {"rpc.test.remote_return_nd", remote_return_nd_fn},
     {"testing.echo", echo_fn},
+    {"testing.test_raise_error_callback", raise_error_callback_fn},
 };
 
 typedef struct testing_func {
