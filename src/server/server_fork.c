@@ -170,6 +170,7 @@ static void child_main(ferry_server *s, int fd) {
   cfg.work_quota = s->sess.quota;
   cfg.testing = s->cfg->testing;
   cfg.allow_hop = s->cfg->allow_hop;
+  cfg.allow_popen = s->cfg->allow_popen;
   ferry_err err;
   ferry_err_clear(&err);
   int rc = ferry_session_run(&io, &cfg, &err);
@@ -291,6 +292,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     cfg.work_quota = q->quota;
     cfg.testing = s->cfg->testing;
     cfg.allow_hop = s->cfg->allow_hop;
+    cfg.allow_popen = s->cfg->allow_popen;
     ferry_err err;
     ferry_err_clear(&err);
     rc = ferry_session_run(&io, &cfg, &err);

@@ -94,7 +94,9 @@ class Server:
     reuse_addr, timeout) as `ferry server --testing`.
 
     Multi-hop sessions (rpc.Connect) are allowed to 127.0.0.1 only, which
-    is where the suite's other servers are."""
+    is where the suite's other servers are; rpc.PopenSession sessions (a
+    minrpc executable the client sends) are allowed (--allow-popen), as
+    TVM's own server allows them."""
 
     def __init__(self, host="0.0.0.0", port=9091, port_end=9199, is_proxy=False,
                  tracker_addr=None, key="", load_library=None, custom_addr=None,
@@ -102,7 +104,7 @@ class Server:
                  reuse_addr=True, timeout=None):
         if server_init_callback is not None:
             raise RuntimeError("ferry server cannot run a Python server_init_callback")
-        args = ["server", "--testing", "--allow-hop", "127.0.0.1:*",
+        args = ["server", "--testing", "--allow-hop", "127.0.0.1:*", "--allow-popen",
                 "--host", _bind_host(host), "--port", str(port), "--key", key or ""]
         if is_proxy:
             args.append("--through-proxy")
