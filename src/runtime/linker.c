@@ -70,8 +70,10 @@ static int slurp(ferry_rt *rt, const char *name, uint8_t **out, size_t *len, fer
 
 /* Inflates the gzip file `name` (below the work folder) with `gzip -dc`:
  * its output is read from a pipe into *out (malloc'd, the caller frees)
- * up to FERRY_RT_MAX_FILE bytes; a larger one kills gzip and is refused, so
- * a small hostile archive cannot make the session allocate without bound.
+ * up to the work quota (the members are written into the work folder
+ * anyway), or FERRY_RT_MAX_FILE without one; a larger one kills gzip and
+ * is refused, so a small hostile archive cannot make the session allocate
+ * without bound.
  * On error nothing needs freeing. */
 static int gunzip_slurp(ferry_rt *rt, const char *name, uint8_t **out, size_t *len,
                         ferry_err *err) {
@@ -102,16 +104,18 @@ static int gunzip_slurp(ferry_rt *rt, const char *name, uint8_t **out, size_t *l
                          "uncompressed .tar instead",
                          name, strerror(src));
   }
-  size_t cap = 1u << 20, done = 0;
+  uint64_t limit = rt->work_quota && rt->work_quota < FERRY_RT_MAX_FILE ? rt->work_quota
+                                                                       : FERRY_RT_MAX_FILE;
+  size_t cap = limit < (1u << 20) ? (size_t)limit : (1u << 20), done = 0;
   uint8_t *p = malloc(cap);
   int rc = p ? FERRY_OK : FERRY_ENOMEM;
   while (rc == FERRY_OK) {
     if (done == cap) {
-      if (cap >= FERRY_RT_MAX_FILE) {
+      if (cap >= limit) {
         rc = FERRY_ETOOBIG;
         break;
       }
-      size_t ncap = cap * 2 > FERRY_RT_MAX_FILE ? FERRY_RT_MAX_FILE : cap * 2;
+      size_t ncap = cap * 2 > limit ? (size_t)limit : cap * 2;
       uint8_t *q = realloc(p, ncap);
       if (!q) {
         rc = FERRY_ENOMEM;
@@ -140,8 +144,9 @@ static int gunzip_slurp(ferry_rt *rt, const char *name, uint8_t **out, size_t *l
   if (rc) {
     free(p);
     if (rc == FERRY_ETOOBIG)
-      return ferry_err_set(err, rc, "%s inflates to more than %llu bytes", name,
-                           (unsigned long long)FERRY_RT_MAX_FILE);
+      return ferry_err_set(err, rc, "%s inflates to more than %llu bytes%s", name,
+                           (unsigned long long)limit,
+                           limit < FERRY_RT_MAX_FILE ? " (the work quota)" : "");
     if (rc == FERRY_EPROTO)
       return ferry_err_set(err, rc, "%s: corrupt gzip data", name);
     return ferry_err_set(err, rc, "%s: cannot inflate: %s", name, ferry_strerror(rc));

@@ -682,6 +682,21 @@ static void hostile_tar(void **state) {
   ferry_call_close(&c);
 }
 
+/* A small gzip archive that inflates past the work quota is refused
+ * before the session holds its inflated bytes. */
+static void gzip_tar_bounded_by_quota(void **state) {
+  struct fixture *fx = *state;
+  ferry_rt_close(fx->rt);
+  ferry_rt_options opt = {.work_dir = fx->dir, .num_threads = 1, .work_quota = 64 << 10};
+  assert_int_equal(ferry_rt_open(&fx->rt, &opt, &fx->err), 0);
+  sh(fx, "head -c 4194304 /dev/zero > z.o && tar -czf bomb.tar z.o && rm z.o");
+  ferry_value n = str("bomb.tar");
+  ferry_call c;
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &n, 1, &c), FERRY_ETOOBIG);
+  assert_non_null(strstr(fx->err.msg, "inflates to more than 65536 bytes (the work quota)"));
+  ferry_call_close(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(testlib_calls, setup, teardown),
@@ -698,6 +713,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(wrong_argument_kinds, setup, teardown),
       cmocka_unit_test_setup_teardown(link_object_and_tar, setup, teardown),
       cmocka_unit_test_setup_teardown(hostile_tar, setup, teardown),
+      cmocka_unit_test_setup_teardown(gzip_tar_bounded_by_quota, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
