@@ -81,16 +81,18 @@ int session_popen_start(ferry_session *s, const ferry_value *v, int n, ferry_err
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
     return ferry_err_set(err, FERRY_EIO, "RPCError: socketpair: %s", strerror(errno));
   int client_fd = s->io->fd(s->io->ctx);
+  /* Formatted before fork: the session may have worker threads, so the
+   * child calls only async-signal-safe functions before execv. */
+  char num[16];
+  snprintf(num, sizeof num, "%d", sp[1]);
+  char *argv[] = {path, num, num, NULL};
   pid_t pid = fork();
   if (pid == 0) {
-    /* The child end without CLOEXEC, passed as both descriptors; the
-     * client's socket is not the child's to touch. */
+    /* The child end loses CLOEXEC and is passed as both descriptors; the
+     * client's socket (CLOEXEC anyway) is not the child's to touch. */
     close(client_fd);
-    int fd = fcntl(sp[1], F_DUPFD, 3);
-    char num[16];
-    snprintf(num, sizeof num, "%d", fd);
-    char *argv[] = {path, num, num, NULL};
-    execv(path, argv);
+    if (fcntl(sp[1], F_SETFD, 0) == 0)
+      execv(path, argv);
     _exit(127);
   }
   close(sp[1]);
