@@ -50,7 +50,7 @@ int ferry_cmd_server(int argc, char **argv) {
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
   const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
   const char *work_quota = NULL, *allow_hop = NULL, *max_memory = NULL;
-  int through_proxy = 0, silent = 0, no_fork = 0, testing = 0;
+  int through_proxy = 0, silent = 0, no_fork = 0, testing = 0, allow_popen = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
       {"host", FERRY_OPT_STRING, &host, "HOST",
@@ -88,6 +88,9 @@ int ferry_cmd_server(int argc, char **argv) {
       {"allow-hop", FERRY_OPT_STRING, &allow_hop, "HOST:PORT[,...]",
        "servers a multi-hop session (rpc.Connect) may dial; PORT may be * "
        "(none: refused)"},
+      {"allow-popen", FERRY_OPT_FLAG, &allow_popen, NULL,
+       "let a session run the executable its client sends as a minrpc "
+       "server (rpc.PopenSession) (off)"},
       {"allow", FERRY_OPT_STRING, &allow, "CIDR[,CIDR...]",
        "accept clients from these networks only (everybody)"},
   };
@@ -131,6 +134,7 @@ int ferry_cmd_server(int argc, char **argv) {
   cfg.allow = &acl;
   cfg.work_quota = -1;
   cfg.testing = testing;
+  cfg.allow_popen = allow_popen;
   if (allow_hop) {
     char why[256];
     if (ferry_server_allow_hop_check(allow_hop, why, sizeof why) != 0) {

@@ -3,6 +3,12 @@
  * (rpc-session.md 4.2): "x.o" -> cc -shared -o x.o.so x.o; "x.tar" ->
  * extract into x.tar.d/, then link every .o/.c in it into x.tar.so.
  *
+ * TVM's export_library writes x.tar with `tar -czf` (gzip-compressed), and
+ * TVM's servers untar with `tar -xf`, which notices the compression by
+ * itself; ferry does the same for gzip: an archive that starts with gzip's
+ * magic is inflated by the system's `gzip -dc` into memory (bounded as a
+ * plain archive is, FERRY_RT_MAX_FILE) and then read like any other.
+ *
  * The archive is read by ferry itself (ustar headers; regular files and
  * folders only, names checked like client file names, files created with
  * O_NOFOLLOW|O_EXCL below the work folder), so a hostile archive cannot
@@ -12,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +68,94 @@ static int slurp(ferry_rt *rt, const char *name, uint8_t **out, size_t *len, fer
   return FERRY_OK;
 }
 
+/* Inflates the gzip file `name` (below the work folder) with `gzip -dc`:
+ * its output is read from a pipe into *out (malloc'd, the caller frees)
+ * up to the work quota (the members are written into the work folder
+ * anyway), or FERRY_RT_MAX_FILE without one; a larger one kills gzip and
+ * is refused, so a small hostile archive cannot make the session allocate
+ * without bound.
+ * On error nothing needs freeing. */
+static int gunzip_slurp(ferry_rt *rt, const char *name, uint8_t **out, size_t *len,
+                        ferry_err *err) {
+  int in = ferry_files_open_below(rt->work_dir, name, O_RDONLY, 0);
+  if (in < 0)
+    return ferry_err_set(err, FERRY_EIO, "Cannot open %s: %s", name, strerror(errno));
+  int pfd[2];
+  if (pipe(pfd) != 0) {
+    close(in);
+    return ferry_err_set(err, FERRY_EIO, "pipe: %s", strerror(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in, 0);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addclose(&fa, pfd[0]);
+  char *argv[] = {"gzip", "-dc", NULL};
+  pid_t pid;
+  int src = posix_spawnp(&pid, "gzip", &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(in);
+  close(pfd[1]);
+  if (src != 0) {
+    close(pfd[0]);
+    return ferry_err_set(err, FERRY_EUNSUPPORTED,
+                         "%s is gzip-compressed and 'gzip' cannot be run (%s); upload an "
+                         "uncompressed .tar instead",
+                         name, strerror(src));
+  }
+  uint64_t limit = rt->work_quota && rt->work_quota < FERRY_RT_MAX_FILE ? rt->work_quota
+                                                                       : FERRY_RT_MAX_FILE;
+  size_t cap = limit < (1u << 20) ? (size_t)limit : (1u << 20), done = 0;
+  uint8_t *p = malloc(cap);
+  int rc = p ? FERRY_OK : FERRY_ENOMEM;
+  while (rc == FERRY_OK) {
+    if (done == cap) {
+      if (cap >= limit) {
+        rc = FERRY_ETOOBIG;
+        break;
+      }
+      size_t ncap = cap * 2 > limit ? (size_t)limit : cap * 2;
+      uint8_t *q = realloc(p, ncap);
+      if (!q) {
+        rc = FERRY_ENOMEM;
+        break;
+      }
+      p = q;
+      cap = ncap;
+    }
+    ssize_t n = read(pfd[0], p + done, cap - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      rc = FERRY_EIO;
+    if (n <= 0)
+      break;
+    done += (size_t)n;
+  }
+  close(pfd[0]);
+  if (rc)
+    kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!rc && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    rc = FERRY_EPROTO;
+  if (rc) {
+    free(p);
+    if (rc == FERRY_ETOOBIG)
+      return ferry_err_set(err, rc, "%s inflates to more than %llu bytes%s", name,
+                           (unsigned long long)limit,
+                           limit < FERRY_RT_MAX_FILE ? " (the work quota)" : "");
+    if (rc == FERRY_EPROTO)
+      return ferry_err_set(err, rc, "%s: corrupt gzip data", name);
+    return ferry_err_set(err, rc, "%s: cannot inflate: %s", name, ferry_strerror(rc));
+  }
+  *out = p;
+  *len = done;
+  return FERRY_OK;
+}
+
 /* Octal number field of a tar header (NUL/space terminated). */
 static int tar_octal(const uint8_t *f, size_t n, uint64_t *out) {
   uint64_t v = 0;
@@ -103,6 +198,12 @@ static int extract(ferry_rt *rt, const char *tar, const char *dir, ferry_err *er
   int rc = slurp(rt, tar, &buf, &len, err);
   if (rc)
     return rc;
+  if (len >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+    free(buf);
+    buf = NULL;
+    if ((rc = gunzip_slurp(rt, tar, &buf, &len, err)))
+      return rc;
+  }
   size_t pos = 0;
   int files = 0;
   char rel[PATH_MAX], path[256 + 1 + 100 + 1];

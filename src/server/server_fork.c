@@ -171,6 +171,7 @@ static void child_main(ferry_server *s, int fd) {
   cfg.max_memory = s->cfg->max_memory;
   cfg.testing = s->cfg->testing;
   cfg.allow_hop = s->cfg->allow_hop;
+  cfg.allow_popen = s->cfg->allow_popen;
   ferry_err err;
   ferry_err_clear(&err);
   int rc = ferry_session_run(&io, &cfg, &err);
@@ -293,6 +294,7 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     cfg.max_memory = s->cfg->max_memory;
     cfg.testing = s->cfg->testing;
     cfg.allow_hop = s->cfg->allow_hop;
+    cfg.allow_popen = s->cfg->allow_popen;
     ferry_err err;
     ferry_err_clear(&err);
     rc = ferry_session_run(&io, &cfg, &err);

@@ -49,6 +49,7 @@ typedef struct ferry_server_config {
   uint64_t max_memory;
   int testing;              /* --testing: offer TVM's rpc.test.* functions */
   const char *allow_hop;    /* --allow-hop list; NULL: multi-hop sessions refused */
+  int allow_popen;          /* --allow-popen: rpc.PopenSession sessions (session_popen.c) */
 } ferry_server_config;
 
 /* Checks an --allow-hop list: comma-separated HOST:PORT or HOST:* entries

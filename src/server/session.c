@@ -149,10 +149,16 @@ static int init_server(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err 
     rc = session_hop_connect(s, vals, n, err);
     if (rc)
       return rc;
+  } else if (n != 0 && vals[0].kind == FERRY_KIND_STR &&
+             strcmp(vals[0].v.str.data, "rpc.PopenSession") == 0) {
+    rc = session_popen_start(s, vals, n, err);
+    if (rc)
+      return rc;
   } else if (n != 0) {
     return ferry_err_set(err, FERRY_EUNSUPPORTED,
                          "RPCError: session constructors (%s) are not supported by this "
-                         "server (only rpc.Connect, with --allow-hop)",
+                         "server (only rpc.Connect with --allow-hop, and rpc.PopenSession "
+                         "with --allow-popen)",
                          vals[0].kind == FERRY_KIND_STR ? vals[0].v.str.data : "?");
   }
   s->initialized = 1;
@@ -308,6 +314,7 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
    * storage, which ferry_rt_close frees. */
   if (s.hop_fd >= 0)
     close(s.hop_fd);
+  session_popen_reap(&s);
   ferry_handles_close(&s.handles);
   if (s.rt)
     ferry_rt_close(s.rt);

@@ -73,6 +73,10 @@ typedef struct ferry_session_config {
   /* --allow-hop "HOST:PORT[,HOST:*...]": the next hops an rpc.Connect
    * session constructor may dial (session_hop.c); NULL: multi-hop off. */
   const char *allow_hop;
+  /* Non-zero (--allow-popen): the rpc.PopenSession session constructor
+   * runs the executable the client sends as the session's minrpc server
+   * (session_popen.c); 0: refused. */
+  int allow_popen;
   /* Called once, when the session's dialect is known (may be NULL). */
   void (*on_dialect)(void *hook_ctx, enum ferry_dialect_id dialect);
   void *hook_ctx;

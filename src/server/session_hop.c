@@ -160,7 +160,7 @@ static int hop_handshake(int fd, const char *where, const char *key, int64_t dl,
 
 /* kInitServer to the next hop with the constructor's remaining arguments,
  * in the client's dialect, and its reply. */
-static int hop_init(ferry_session *s, int fd, const char *where, const ferry_value *rest,
+int session_hop_init(ferry_session *s, int fd, const char *where, const ferry_value *rest,
                     int nrest, int64_t dl, ferry_err *err) {
   ferry_buf out;
   ferry_buf_init(&out, HOP_MAX_REPLY);
@@ -231,7 +231,7 @@ int session_hop_connect(ferry_session *s, const ferry_value *v, int n, ferry_err
     return ferry_err_set(err, rc, "RPCError: rpc.Connect: %s", why[0] ? why : ferry_strerror(rc));
   rc = hop_handshake(fd, where, v[3].v.str.data, dl, err);
   if (!rc) /* args 4.. are enable_logging (ignored: nothing to log to) and the init args */
-    rc = hop_init(s, fd, where, v + (n > 5 ? 5 : n), n > 5 ? n - 5 : 0, dl, err);
+    rc = session_hop_init(s, fd, where, v + (n > 5 ? 5 : n), n > 5 ? n - 5 : 0, dl, err);
   if (rc) {
     close(fd);
     return rc;

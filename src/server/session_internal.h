@@ -30,6 +30,7 @@ typedef struct ferry_session {
   const void *tail;
   size_t tail_len;
   int hop_fd; /* multi-hop: the next hop's socket once connected; -1: none */
+  int popen_pid; /* rpc.PopenSession: the minrpc child relayed to; 0: none */
 } ferry_session;
 
 /* The dialect replies are encoded in: the detected one, classic before. */
@@ -104,6 +105,21 @@ int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err 
  * checks --allow-hop, dials, handshakes and starts the session on the next
  * hop; on success s->hop_fd is its socket.  Errors are request errors. */
 int session_hop_connect(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+/* kInitServer to the next hop on fd with the constructor's remaining
+ * arguments rest[0..nrest), in the client's dialect, and its reply, all
+ * before the deadline dl; where names the hop in messages. */
+int session_hop_init(ferry_session *s, int fd, const char *where, const ferry_value *rest,
+                     int nrest, int64_t dl, ferry_err *err) FERRY_MUST_CHECK;
+/* ---- rpc.PopenSession (session_popen.c) ----------------------------------- */
+
+/* kInitServer named "rpc.PopenSession" with (bytes, init args...): checks
+ * --allow-popen, writes the executable into the work folder, runs it with
+ * a socket pair and starts the session on it; on success s->hop_fd is its
+ * end, relayed like a next hop.  Errors are request errors. */
+int session_popen_start(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
+/* Kills and reaps the popen child, if any (at the session's end). */
+void session_popen_reap(ferry_session *s);
+
 /* Relays bytes both ways between the client and s->hop_fd until one side
  * closes; closes hop_fd.  FERRY_OK at a clean end. */
 int session_hop_relay(ferry_session *s, ferry_err *err) FERRY_MUST_CHECK;

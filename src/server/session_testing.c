@@ -2,6 +2,9 @@
  * suite (tests/python/runtime/test_runtime_rpc.py), offered only when the
  * server runs with --testing (ferry_session_config.testing).
  *
+ * (testing.echo, which TVM has on every server, is a runtime global:
+ * src/runtime/vm/vm_globals.c.)
+ *
  * Behaviour as TVM's python/tvm/rpc/testing.py defines it (v0.20, v0.26):
  *   rpc.test.addone(x)               x + 1 (int or float)
  *   rpc.test.strcat(name, x)         "<name>:<x>", x printed as Python does
@@ -14,8 +17,9 @@
  *     returns a function over it: "get_arr" () -> the tensor, "ref_count"
  *     () -> its reference count, "get_elem" (i) -> element i, "get_arr_elem"
  *     (arr, i) -> element i of arr; another name raises RuntimeError.
- *   testing.echo(x, ...)             x (TVM registers it in C++ on every
- *     server; its test suite's multi-hop and echo tests call it).
+ *   testing.test_raise_error_callback(msg)  returns a function of no
+ *     arguments that raises an error whose text is msg (TVM's C++, also on
+ *     every server; test_rpc_echo calls the returned function remotely).
  * They exercise what a C server must get right anyway: functions returned
  * to the client (closures that own what they captured), strings, remote
  * exceptions and returned tensors.  Written from the behaviour above, in
@@ -250,46 +254,15 @@ static int remote_array_fn(ferry_call *c) {
   return FERRY_OK;
 }
 
-static int echo_fn(ferry_call *c) {
-  if (c->nargs < 1)
-    return ferry_err_set(c->err, FERRY_EINVAL, "TypeError: echo() wants an argument");
-  const ferry_value *x = &c->args[0];
-  switch (x->kind) {
-  case FERRY_KIND_STR:
-    return ferry_call_return_str(c, x->v.str.data, x->v.str.len)
-               ? ferry_err_set(c->err, FERRY_ETOOBIG, "RuntimeError: result too large")
-               : FERRY_OK;
-  case FERRY_KIND_BYTES:
-    return ferry_call_return_bytes(c, x->v.str.data, x->v.str.len)
-               ? ferry_err_set(c->err, FERRY_ETOOBIG, "RuntimeError: result too large")
-               : FERRY_OK;
-  case FERRY_KIND_FUNC:
-  case FERRY_KIND_MODULE:
-  case FERRY_KIND_NDARRAY:
-  case FERRY_KIND_OBJECT:
-    /* Borrowed for the call: the result carries its own reference. */
-    if (x->v.obj)
-      ferry_obj_retain(x->v.obj);
-    c->ret = *x;
-    return FERRY_OK;
-  case FERRY_KIND_TENSOR:
-    return ferry_err_set(c->err, FERRY_ETYPE,
-                         "TypeError: echo() cannot return a borrowed DLTensor");
-  default:
-    c->ret = *x; /* numbers, None, dtypes, devices, opaque pointers */
-    return FERRY_OK;
-  }
-}
-
 /* ---- closures ------------------------------------------------------------ */
 
-enum closure_kind { ADD_TO_LHS, GET_ARR, REF_COUNT, GET_ELEM, GET_ARR_ELEM };
+enum closure_kind { ADD_TO_LHS, GET_ARR, REF_COUNT, GET_ELEM, GET_ARR_ELEM, RAISE };
 
 typedef struct closure {
   ferry_func base;
   enum closure_kind kind;
   ferry_value lhs;   /* ADD_TO_LHS: a number, or a string in text */
-  char *text;
+  char *text;        /* RAISE: the error's text */
   ferry_ndarray *nd; /* remote_return_nd's tensor (one reference) */
 } closure;
 
@@ -342,6 +315,9 @@ static int closure_call(ferry_func *self, ferry_call *c) {
       rc = tensor_elem(c, t, c->args[1].v.i, &d);
     break;
   }
+  case RAISE:
+    rc = want_args(c, "<lambda>", 0);
+    return rc ? rc : ferry_err_set(c->err, FERRY_EREMOTE, "%s", f->text);
   default:
     return ferry_err_set(c->err, FERRY_ESTATE, "RuntimeError: bad closure");
   }
@@ -389,6 +365,24 @@ static int add_to_lhs_fn(ferry_call *c) {
     memcpy(f->text, x->v.str.data, x->v.str.len);
     f->text[x->v.str.len] = 0;
     f->lhs.v.str.data = f->text;
+  }
+  return return_closure(c, f);
+}
+
+static int raise_error_callback_fn(ferry_call *c) {
+  int rc = want_args(c, "test_raise_error_callback", 1);
+  if (rc)
+    return rc;
+  if (c->args[0].kind != FERRY_KIND_STR)
+    return ferry_err_set(c->err, FERRY_ETYPE,
+                         "TypeError: test_raise_error_callback() wants a str");
+  closure *f = closure_new(RAISE);
+  if (f)
+    f->text = strdup(c->args[0].v.str.data);
+  if (!f || !f->text) {
+    if (f)
+      ferry_obj_release(&f->base.base);
+    return ferry_err_set(c->err, FERRY_ENOMEM, "MemoryError: out of memory");
   }
   return return_closure(c, f);
 }
@@ -471,7 +465,7 @@ static const struct {
     {"rpc.test.remote_tensor_func", remote_array_fn},
     {"rpc.test.add_to_lhs", add_to_lhs_fn},
     {"rpc.test.remote_return_nd", remote_return_nd_fn},
-    {"testing.echo", echo_fn},
+    {"testing.test_raise_error_callback", raise_error_callback_fn},
 };
 
 typedef struct testing_func {

@@ -148,6 +148,14 @@ def test_classic_testing_functions(server):
     ret = classic_call(r, get_arr, [])
     assert ret[0] == (0, 13) and ret[1][1]["shape"] == [10]
     assert classic_call(r, get_arr_elem, [(7, ret[1][1]), (0, -1)]) == [(0, 2), (2, 0.0)]
+    # testing.test_raise_error_callback(msg) returns a function that raises
+    # msg (test_rpc_echo calls it remotely); the session goes on.
+    [(_, code), (_, raiser)] = classic_call(
+        r, classic_lookup(r, b"testing.test_raise_error_callback"), [(11, b"RuntimeError")])
+    assert code == 10 and raiser != 0
+    assert classic_call(r, raiser, []) == "RuntimeError"
+    assert "TypeError" in classic_call(r, raiser, [(0, 1)])
+    assert classic_call(r, classic_lookup(r, b"rpc.test.addone"), [(0, 1)]) == [(0, 0), (0, 2)]
     r.sock.close()
     ffi.no_sanitizer_reports(server)
 

@@ -585,8 +585,10 @@ static void link_object_and_tar(void **state) {
   snprintf(cmd, sizeof cmd, "cc -c -fPIC -O1 %s/testlib.c -o golden.o", FERRY_GOLDEN_DIR);
   sh(fx, cmd);
   sh(fx, "mkdir t && cp golden.o t/a.o && tar -cf golden.tar -C t a.o");
-  const char *names[] = {"golden.o", "golden.tar"};
-  for (int k = 0; k < 2; k++) {
+  /* TVM's export_library("x.tar") runs `tar -czf`: gzip-compressed. */
+  sh(fx, "tar -czf gz.tar -C t a.o");
+  const char *names[] = {"golden.o", "golden.tar", "gz.tar"};
+  for (int k = 0; k < 3; k++) {
     ferry_value a = str(names[k]);
     ferry_call c;
     int rc = call_global(fx, "tvm.rpc.server.load_module", &a, 1, &c);
@@ -608,6 +610,13 @@ static void link_object_and_tar(void **state) {
     assert_memory_equal(c.ret.v.str.data, "\x7f" "ELF", 4);
     ferry_call_close(&c);
   }
+  /* gzip's magic on data that is not gzip: an error, not a crash. */
+  sh(fx, "printf '\\037\\213junk' > badgz.tar");
+  ferry_value bg = str("badgz.tar");
+  ferry_call cg;
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &bg, 1, &cg), FERRY_EPROTO);
+  assert_non_null(strstr(fx->err.msg, "corrupt gzip"));
+  ferry_call_close(&cg);
   /* An object that does not link: the compiler's message comes back. */
   sh(fx, "echo junk > bad.o");
   ferry_value bad = str("bad.o");
@@ -673,6 +682,21 @@ static void hostile_tar(void **state) {
   ferry_call_close(&c);
 }
 
+/* A small gzip archive that inflates past the work quota is refused
+ * before the session holds its inflated bytes. */
+static void gzip_tar_bounded_by_quota(void **state) {
+  struct fixture *fx = *state;
+  ferry_rt_close(fx->rt);
+  ferry_rt_options opt = {.work_dir = fx->dir, .num_threads = 1, .work_quota = 64 << 10};
+  assert_int_equal(ferry_rt_open(&fx->rt, &opt, &fx->err), 0);
+  sh(fx, "head -c 4194304 /dev/zero > z.o && tar -czf bomb.tar z.o && rm z.o");
+  ferry_value n = str("bomb.tar");
+  ferry_call c;
+  assert_int_equal(call_global(fx, "tvm.rpc.server.load_module", &n, 1, &c), FERRY_ETOOBIG);
+  assert_non_null(strstr(fx->err.msg, "inflates to more than 65536 bytes (the work quota)"));
+  ferry_call_close(&c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(testlib_calls, setup, teardown),
@@ -689,6 +713,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(wrong_argument_kinds, setup, teardown),
       cmocka_unit_test_setup_teardown(link_object_and_tar, setup, teardown),
       cmocka_unit_test_setup_teardown(hostile_tar, setup, teardown),
+      cmocka_unit_test_setup_teardown(gzip_tar_bounded_by_quota, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
