@@ -39,6 +39,7 @@ struct ferry_rt {
   uint64_t total_bytes;
   ferry_module *syslib; /* runtime.SystemLib(""), created on first use */
   struct library_module *libs; /* live library modules (weak list, guarded by lock) */
+  struct ferry_cl *cl; /* OpenCL state, created on first use (device/opencl.c) */
   void **preloaded; /* dlopen handles of --load-library libraries */
   size_t npreloaded;
 };
@@ -77,11 +78,13 @@ void ferry_call_return_obj(ferry_call *c, enum ferry_kind kind, ferry_obj *o);
 int ferry_closure_new(int (*fn)(void *ctx, ferry_call *c), void *ctx,
                       void (*free_ctx)(void *ctx), ferry_func **out) FERRY_MUST_CHECK;
 
-/* ---- devices (device_cpu.c) ---------------------------------------------- */
+/* ---- devices (device/cpu.c, device/device.h) ------------------------------ */
 
 /* Creates an NDArray with fresh 64-byte-aligned storage on dev (CPU). */
 int ferry_ndarray_new(ferry_rt *rt, int ndim, const int64_t *shape, DLDataType dtype,
                       DLDevice dev, ferry_ndarray **out, ferry_err *err) FERRY_MUST_CHECK;
+/* FERRY_OK for a CPU device: what the host-only parts (graph executor,
+ * parameters) accept.  Device-generic code uses ferry_rt_device_check. */
 int ferry_rt_check_device(DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
 /* Frees every allocation still in the table (ferry_rt_close). */
 void ferry_rt_free_all(ferry_rt *rt);
