@@ -17,6 +17,7 @@ struct blob_loader {
  *   {"GraphExecutorFactory", ferry_graph_factory_load_blob}, */
 static const struct blob_loader blob_loaders[] = {
     {"GraphExecutorFactory", ferry_graph_factory_load_blob},
+    {"opencl", ferry_opencl_load_blob},
     {NULL, NULL},
 };
 

@@ -16,6 +16,7 @@ static const struct ferry_builtin *const builtin_tables[] = {
     ferry_params_builtins,
     ferry_ffi_builtins,
     ferry_graph_builtins,
+    ferry_device_builtins,
 };
 
 struct builtin_func {

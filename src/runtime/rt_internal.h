@@ -61,6 +61,15 @@ extern const struct ferry_builtin ferry_graph_builtins[];
 int ferry_graph_factory_load_blob(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
                                   size_t *consumed, struct ferry_module **out, ferry_err *err);
 
+/* OpenCL modules and __tvm_set_device (device/opencl_module.c): the
+ * "opencl" payload of a classic __tvm_dev_mblob (v0.20 function info) and
+ * of a tvm-ffi __tvm_ffi__library_bin (v0.26 function info). */
+extern const struct ferry_builtin ferry_device_builtins[];
+int ferry_opencl_load_blob(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                           size_t *consumed, struct ferry_module **out, ferry_err *err);
+int ferry_opencl_load_ffi(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                          size_t *consumed, struct ferry_module **out, ferry_err *err);
+
 /* ---- argument helpers for built-ins (object.c) -------------------------- */
 
 int ferry_arg_count(ferry_call *c, const char *fname, int min, int max) FERRY_MUST_CHECK;

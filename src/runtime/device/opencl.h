@@ -36,6 +36,7 @@ struct ferry_cl {
   struct ferry_cl_buf **bufs; /* sorted by address; guarded by rt->lock */
   size_t nbufs, cap_bufs;
   uint64_t total_bytes;
+  int cur_dev; /* set by __tvm_set_device; kernels launch there */
 };
 
 /* The session's OpenCL state, initialised on first use; NULL only when
