@@ -68,7 +68,7 @@ void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes,
                   : ferry_device_workspace_alloc(ferry_backend_rt(), device_type, device_id,
                                                  nbytes, &err);
     if (p == NULL)
-      snprintf(last_error, sizeof last_error, "TVMBackendAllocWorkspace(%d, %d, %llu): %s",
+      snprintf(last_error, sizeof last_error, "TVMBackendAllocWorkspace(%d, %d, %llu): %.3900s",
                device_type, device_id, (unsigned long long)nbytes,
                err.code ? err.msg : "no runtime");
     return p;
@@ -113,7 +113,7 @@ int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr) {
     ferry_err_clear(&err);
     if (ferry_backend_rt() == NULL ||
         ferry_device_workspace_free(ferry_backend_rt(), device_type, ptr, &err) != FERRY_OK) {
-      snprintf(last_error, sizeof last_error, "TVMBackendFreeWorkspace: %s",
+      snprintf(last_error, sizeof last_error, "TVMBackendFreeWorkspace: %.3900s",
                err.code ? err.msg : "no runtime");
       return -1;
     }

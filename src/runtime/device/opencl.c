@@ -141,7 +141,7 @@ static int cl_attr(ferry_rt *rt, int id, int kind, ferry_value *out, ferry_call 
       return rc;
     char ver[64] = "";
     if (sscanf(buf, "OpenCL %63s", ver) != 1)
-      snprintf(ver, sizeof ver, "%s", buf);
+      snprintf(ver, sizeof ver, "%.63s", buf);
     return ret_str(storage, out, ver, err);
   }
   case 5: /* kDeviceName */
