@@ -410,21 +410,25 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
     return rc;
   }
   const uint8_t *ffi_bin = lib->ffi ? lib_symbol(lib, FERRY_FFI_LIBRARY_BIN, 0) : NULL;
-  if (ffi_bin != NULL) {
-    char kind[80];
-    ferry_ffi_library_bin_kind(ffi_bin, symbol_size((void *)ffi_bin), kind, sizeof kind);
-    ferry_obj_release(&lib->base.base);
-    return ferry_err_set(err, FERRY_EUNSUPPORTED,
-                         "cannot load %s: it embeds a module of kind %s "
-                         "(" FERRY_FFI_LIBRARY_BIN "), which ferry cannot run",
-                         name, kind);
-  }
   for (size_t i = 0; i < nslots; i++) {
     void *slot = lib_symbol(lib, slots[i].symbol, 0);
     /* Only a pointer variable is a slot: writing over a function of that
      * name would fault on its read-only code. */
     if (slot != NULL && is_pointer_variable(slot))
       memcpy(slot, &slots[i].impl, sizeof slots[i].impl);
+  }
+  if (ffi_bin != NULL) {
+    /* Device modules (and the import tree) of a tvm-ffi library. */
+    size_t bin_avail = symbol_size((void *)ffi_bin);
+    ferry_module *root = NULL;
+    rc = ferry_ffi_load_library_bin(lib->rt, ffi_bin, bin_avail ? bin_avail : FERRY_RT_MAX_FILE,
+                                    &lib->base, name, &root, err);
+    void *fctx = lib_symbol(lib, FERRY_FFI_LIBRARY_CTX, 0);
+    if (rc == FERRY_OK && fctx != NULL && is_pointer_variable(fctx))
+      *(void **)fctx = lib;
+    ferry_obj_release(&lib->base.base);
+    *out = rc == FERRY_OK ? root : NULL;
+    return rc;
   }
   const uint8_t *blob = lib->ffi ? NULL : lib_symbol(lib, "__tvm_dev_mblob", 0);
   size_t avail = blob ? symbol_size((void *)blob) : 0;

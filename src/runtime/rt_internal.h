@@ -214,6 +214,12 @@ extern const size_t ferry_ffi_nctx_slots;
 /* FERRY_EDLOPEN naming the first __TVM* pointer variable of the library at
  * path that is not one of ferry_ffi_ctx_slots (it would stay NULL). */
 int ferry_ffi_check_slots(const char *path, const char *name, ferry_err *err) FERRY_MUST_CHECK;
+/* Builds the module tree of a __tvm_ffi__library_bin of avail readable
+ * bytes (module_ffi_bin.c), as ferry_blob_load_modules does for classic
+ * blobs: lib is borrowed; on success *root carries one reference. */
+int ferry_ffi_load_library_bin(ferry_rt *rt, const uint8_t *bin, size_t avail, ferry_module *lib,
+                               const char *libname, ferry_module **root,
+                               ferry_err *err) FERRY_MUST_CHECK;
 /* The first module kind other than "_lib" in a __tvm_ffi__library_bin of
  * avail readable bytes, printable, into out ("unknown" if unreadable). */
 void ferry_ffi_library_bin_kind(const uint8_t *bin, size_t avail, char *out, size_t cap);

@@ -1,0 +1,104 @@
+"""OpenCL in `ferry server` beyond the recordings (issue 12): the real
+TVM v0.26 (tvm-ffi) OpenCL libraries of tests/golden/opencl/ffi run on
+cl(0) with results against numpy; bad input over the wire (a copy past a
+buffer, a forged buffer handle, a texture scope, a device that does not
+exist) answered with a clear error while the session goes on; a server
+without an OpenCL driver.  Skipped without an OpenCL driver, except the
+no-driver case."""
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import GOLDEN
+from cl_client import Client
+from test_opencl_replay import have_opencl
+import test_session_replay as sr
+
+CL0 = (4, 0)
+FFI = os.path.join(GOLDEN, "opencl", "ffi")
+needs_cl = pytest.mark.skipif(not have_opencl(), reason="no OpenCL driver")
+
+
+def put(c, arr):
+    ptr = c.alloc(CL0, arr.nbytes)
+    t = Client.tensor(ptr, CL0, arr.shape)
+    c.copy_to(t, arr.tobytes())
+    return t
+
+
+def get(c, t, shape):
+    n = int(np.prod(shape)) * 4
+    return np.frombuffer(c.copy_from(t, n), dtype=np.float32).reshape(shape)
+
+
+@needs_cl
+@pytest.mark.parametrize("lib", ["vector_add", "matmul_tiled"])
+def test_tvm_026_opencl_library(spawn, lib):
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    c = Client(server.port)
+    with open(os.path.join(FFI, lib + ".so"), "rb") as f:
+        mod = c.upload_and_load(lib + ".so", f.read())
+    fn = c.get_function(mod, "main")
+    rng = np.random.default_rng(0)
+    if lib == "vector_add":
+        a = rng.random(1 << 20, dtype=np.float32)
+        b = rng.random(1 << 20, dtype=np.float32)
+        want = a + b
+    else:
+        a = rng.random((256, 256), dtype=np.float32)
+        b = rng.random((256, 256), dtype=np.float32)
+        want = a @ b
+    ta, tb = put(c, a), put(c, b)
+    tc = Client.tensor(c.alloc(CL0, want.nbytes), CL0, want.shape)
+    c.call(fn, (7, ta), (7, tb), (7, tc))
+    c.sync(CL0)
+    np.testing.assert_allclose(get(c, tc, want.shape), want, rtol=1e-4, atol=1e-4)
+    c.close()
+
+
+@needs_cl
+def test_bad_input_keeps_the_session(spawn):
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+    c = Client(server.port)
+    t = put(c, np.arange(16, dtype=np.float32))
+    # A copy past the end of the buffer (byte_offset + size).
+    with pytest.raises(RuntimeError, match="past its end"):
+        c.copy_from(dict(t, byte_offset=32), 64)
+    with pytest.raises(RuntimeError, match="past its end"):
+        c.copy_to(dict(t, byte_offset=60), b"\0" * 8)
+    # A forged handle: inside a descriptor, and a made-up address.
+    for bad in (t["data"] + 8, 0x7fff0000):
+        with pytest.raises(RuntimeError, match="not a live OpenCL buffer"):
+            c.copy_from(dict(t, data=bad), 4)
+        with pytest.raises(RuntimeError, match="not a live OpenCL buffer"):
+            c.free(CL0, bad)
+    # An OpenCL buffer named as CPU memory is not CPU memory.
+    with pytest.raises(RuntimeError, match="not inside a live allocation"):
+        c.copy_from(dict(t, dev=(1, 0)), 4)
+    # A texture scope, and a device that does not exist (TVM's wording).
+    tmpl = Client.tensor(0, CL0, [4, 4])
+    with pytest.raises(RuntimeError, match="global.texture"):
+        c.send(17, sr.encode_seq([(7, tmpl), (11, b"global.texture")]))
+        c.reply()
+    with pytest.raises(RuntimeError, match="Invalid device id 7"):
+        c.alloc((4, 7), 16)
+    assert c.attr((4, 7), 0) == 0
+    # The session goes on and the data is intact.
+    assert get(c, t, (16,)).tolist() == list(range(16))
+    c.free(CL0, t["data"])
+    c.close()
+
+
+def test_no_opencl_driver(spawn):
+    env = {"FERRY_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"}
+    server = spawn("server", "--host", "127.0.0.1", "--port", "0", env=env)
+    c = Client(server.port)
+    assert c.attr(CL0, 0) == 0
+    with pytest.raises(RuntimeError, match="no opencl device on this server"):
+        c.alloc(CL0, 16)
+    # CPU still works.
+    ptr = c.alloc((1, 0), 16)
+    c.free((1, 0), ptr)
+    c.close()
