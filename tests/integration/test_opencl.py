@@ -9,6 +9,8 @@ import os
 import struct
 
 import numpy as np
+import time
+
 import pytest
 
 from conftest import GOLDEN
@@ -33,10 +35,28 @@ def get(c, t, shape):
     return np.frombuffer(c.copy_from(t, n), dtype=np.float32).reshape(shape)
 
 
+
+@pytest.fixture
+def serve(spawn):
+    """A ferry server; at the end, no sanitizer report may have appeared on
+    its stderr (session children report leaks at their exit there)."""
+    started = []
+
+    def _serve(env=None):
+        srv = spawn("server", "--host", "127.0.0.1", "--port", "0", env=env)
+        started.append(srv)
+        return srv
+
+    yield _serve
+    time.sleep(0.3)
+    for srv in started:
+        bad = [line for line in srv.lines if "Sanitizer" in line or "runtime error:" in line]
+        assert not bad, "\n".join(srv.lines[-60:])
+
 @needs_cl
 @pytest.mark.parametrize("lib", ["vector_add", "matmul_tiled"])
-def test_tvm_026_opencl_library(spawn, lib):
-    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+def test_tvm_026_opencl_library(serve, lib):
+    server = serve()
     c = Client(server.port)
     with open(os.path.join(FFI, lib + ".so"), "rb") as f:
         mod = c.upload_and_load(lib + ".so", f.read())
@@ -59,8 +79,8 @@ def test_tvm_026_opencl_library(spawn, lib):
 
 
 @needs_cl
-def test_bad_input_keeps_the_session(spawn):
-    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+def test_bad_input_keeps_the_session(serve):
+    server = serve()
     c = Client(server.port)
     t = put(c, np.arange(16, dtype=np.float32))
     # A copy past the end of the buffer (byte_offset + size).
@@ -91,9 +111,9 @@ def test_bad_input_keeps_the_session(spawn):
     c.close()
 
 
-def test_no_opencl_driver(spawn):
+def test_no_opencl_driver(serve):
     env = {"FERRY_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"}
-    server = spawn("server", "--host", "127.0.0.1", "--port", "0", env=env)
+    server = serve(env)
     c = Client(server.port)
     assert c.attr(CL0, 0) == 0
     with pytest.raises(RuntimeError, match="no opencl device on this server"):

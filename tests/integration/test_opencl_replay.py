@@ -14,6 +14,8 @@ import os
 import socket
 import struct
 
+import time
+
 import pytest
 
 from conftest import GOLDEN
@@ -62,9 +64,27 @@ class ClReplay(sr.Replay):
         return super().request(code, body, testlib)
 
 
+
+@pytest.fixture
+def serve(spawn):
+    """A ferry server; at the end, no sanitizer report may have appeared on
+    its stderr (session children report leaks at their exit there)."""
+    started = []
+
+    def _serve(env=None):
+        srv = spawn("server", "--host", "127.0.0.1", "--port", "0", env=env)
+        started.append(srv)
+        return srv
+
+    yield _serve
+    time.sleep(0.3)
+    for srv in started:
+        bad = [line for line in srv.lines if "Sanitizer" in line or "runtime error:" in line]
+        assert not bad, "\n".join(srv.lines[-60:])
+
 @pytest.mark.parametrize("name", ["cl-attrs", "cl-tensor", "cl-kernels", "cl-errors"])
-def test_opencl_replay(spawn, name):
-    server = spawn("server", "--host", "127.0.0.1", "--port", "0")
+def test_opencl_replay(serve, name):
+    server = serve()
     streams = load_streams(name)
     r = ClReplay(server.port, name)
     compared = r.run(streams, None)
