@@ -312,6 +312,11 @@ int ferry_server_run(const ferry_server_config *cfg, char *err,
   int rc = split_preload(s, err, errcap);
   if (rc == 0)
     rc = check_preload(s, err, errcap);
+  if (rc == 0) {
+    char devices[1024];
+    ferry_server_probe_devices(devices, sizeof devices);
+    ferry_notice("serving devices: %s", devices);
+  }
   if (rc == 0)
     rc = server_fork_init(s, err, errcap);
   if (rc == 0 && !cfg->through_proxy) {

@@ -122,3 +122,27 @@ def test_no_opencl_driver(serve):
     ptr = c.alloc((1, 0), 16)
     c.free((1, 0), ptr)
     c.close()
+
+
+def parent_maps_opencl(server):
+    with open("/proc/%d/maps" % server.proc.pid) as f:
+        maps = f.read()
+    return "libOpenCL" in maps or "libpocl" in maps
+
+
+@needs_cl
+def test_server_logs_devices_and_its_parent_holds_no_context(serve):
+    server = serve()
+    assert any("serving devices: cpu, opencl:0 (" in line for line in server.lines), server.lines
+    c = Client(server.port)
+    t = put(c, np.ones(4, dtype=np.float32))
+    assert get(c, t, (4,)).tolist() == [1.0] * 4
+    c.close()
+    # The session child loaded the driver; the parent never does.
+    assert not parent_maps_opencl(server)
+
+
+def test_server_without_opencl_says_so(serve):
+    server = serve({"FERRY_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"})
+    line = [x for x in server.lines if "serving devices:" in x]
+    assert line and "no opencl" in line[0] and "/nonexistent/" in line[0], server.lines
