@@ -12,9 +12,8 @@ F32 = (2, 32, 1)
 
 
 class Client:
-    def __init__(self, port):
+    def __init__(self, port, key=b"client:"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        key = b"client:"
         self.sock.sendall(struct.pack("<iI", RPC_MAGIC, len(key)) + key)
         magic, klen = struct.unpack("<iI", recv_exact(self.sock, 8))
         assert magic == RPC_MAGIC
@@ -50,9 +49,9 @@ class Client:
         self.call(self.global_func("tvm.rpc.server.upload"), (11, name.encode()), (12, data))
         return self.call(self.global_func("tvm.rpc.server.load_module"), (11, name.encode()))
 
-    def get_function(self, mod, name):
+    def get_function(self, mod, name, query_imports=0):
         return self.call(self.global_func("tvm.rpc.server.ModuleGetFunction"), (9, mod),
-                         (11, name.encode()), (0, 0))
+                         (11, name.encode()), (0, query_imports))
 
     def alloc(self, dev, nbytes):
         self.send(13, sr.encode_seq([(6, struct.pack("<ii", *dev)), (0, nbytes), (0, 64),
