@@ -16,7 +16,11 @@ fi
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
-python3-numpy procps"
+python3-numpy procps pocl-opencl-icd ocl-icd-libopencl1"
+# pocl-opencl-icd + ocl-icd-libopencl1: a CPU OpenCL device (PoCL) for the
+# OpenCL tests.  ferry itself needs neither to build or run: it loads
+# libOpenCL.so.1 at run time; a board serves its GPU with the ICD loader
+# and its vendor's OpenCL driver (ICD) instead of PoCL.
 
 if [ -n "$CROSS_ARCH" ]; then
   PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \
