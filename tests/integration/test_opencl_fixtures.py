@@ -128,3 +128,26 @@ def test_a_looping_kernel_ends_only_its_session(serve, libs):
     c.send(15, sr.encode_seq([(6, struct.pack("<ii", *CL0)), (3, 0)]))
     assert session_ends(c)
     healthy(server, libs)
+
+
+def test_ferry_run_and_time_on_opencl(serve, libs, tmp_path):
+    from conftest import run_ferry
+    server = serve()
+    lib = tmp_path / "cl_v020.so"
+    lib.write_bytes(libs["v020"])
+    a = np.arange(1024, dtype=np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", a * 2)
+    p = run_ferry("run", "--port", str(server.port), "--device", "opencl:0", str(lib), "vadd",
+                  "--input", str(tmp_path / "a.npy"), "--input", str(tmp_path / "b.npy"),
+                  "--output", str(tmp_path / "c.npy"), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (np.load(tmp_path / "c.npy") == a * 3).all()
+    p = run_ferry("time", "--port", str(server.port), "--device", "opencl", str(lib), "vadd",
+                  "--input", str(tmp_path / "a.npy"), "--input", str(tmp_path / "b.npy"),
+                  "--output", str(tmp_path / "c.npy"), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "vadd: mean" in p.stdout
+    p = run_ferry("run", "--port", str(server.port), "--device", "gpu", str(lib), "vadd",
+                  timeout=60)
+    assert p.returncode == 2 and "bad --device 'gpu'" in p.stderr
