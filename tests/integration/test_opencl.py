@@ -146,3 +146,18 @@ def test_server_without_opencl_says_so(serve):
     server = serve({"FERRY_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"})
     line = [x for x in server.lines if "serving devices:" in x]
     assert line and "no opencl" in line[0] and "/nonexistent/" in line[0], server.lines
+
+
+@needs_cl
+def test_metaschedule_runner_calls(serve):
+    """What MetaSchedule's runner does with an OpenCL input: random_fill,
+    then a sync."""
+    c = Client(serve().port)
+    t = put(c, np.zeros(4096, dtype=np.float32))
+    c.call(c.global_func("tvm.contrib.random.random_fill_for_measure"), (7, t))
+    c.sync(CL0)
+    got = get(c, t, (4096,))
+    assert ((got >= 1) & (got < 10)).all() and len(set(got.tolist())) > 100
+    with pytest.raises(RuntimeError, match="not a live OpenCL buffer"):
+        c.call(c.global_func("tvm.contrib.random.random_fill"), (7, dict(t, data=t["data"] + 8)))
+    c.close()
