@@ -313,9 +313,8 @@ int ferry_server_run(const ferry_server_config *cfg, char *err,
   if (rc == 0)
     rc = check_preload(s, err, errcap);
   if (rc == 0) {
-    char devices[1024];
-    ferry_server_probe_devices(devices, sizeof devices);
-    ferry_notice("serving devices: %s", devices);
+    ferry_server_probe_devices(s->devices, sizeof s->devices);
+    ferry_notice("serving devices: %s", s->devices);
   }
   if (rc == 0)
     rc = server_fork_init(s, err, errcap);
