@@ -161,3 +161,23 @@ def test_metaschedule_runner_calls(serve):
     with pytest.raises(RuntimeError, match="not a live OpenCL buffer"):
         c.call(c.global_func("tvm.contrib.random.random_fill"), (7, dict(t, data=t["data"] + 8)))
     c.close()
+
+
+@needs_cl
+def test_fp16_kernel_on_a_device_without_fp16(serve):
+    """TVM's fp16 preamble ends in #error without cl_khr_fp16 (PoCL has
+    none): the call fails with the build log, the session goes on."""
+    c = Client(serve().port)
+    with open(os.path.join(GOLDEN, "opencl", "kernels", "vadd_fp16.so"), "rb") as f:
+        mod = c.upload_and_load("vadd_fp16.so", f.read())
+    fn = c.get_function(mod, "vadd_fp16")
+    ts = [Client.tensor(c.alloc(CL0, 2048), CL0, [1024], dtype=(2, 16, 1)) for _ in range(3)]
+    for _ in range(2):  # not cached as a success, and not fatal
+        with pytest.raises(RuntimeError) as e:
+            c.call(fn, *[(7, t) for t in ts])
+        text = str(e.value)
+        assert "OpenCL build error for device=" in text and "CL_BUILD_PROGRAM_FAILURE" in text
+        assert "Half precision" in text and "vadd_fp16_kernel" in text
+    t = put(c, np.arange(4, dtype=np.float32))
+    assert get(c, t, (4,)).tolist() == [0, 1, 2, 3]
+    c.close()

@@ -91,11 +91,14 @@ static int build_kernel(struct cl_module *m, size_t index, int dev, cl_kernel *o
         snprintf(log, sizeof log, "(no build log)");
       log[sizeof log - 1] = 0;
       cl->api.clReleaseProgram(p);
+      /* PoCL's log ends with "Device NAME failed to build the program"
+       * itself; say it for drivers whose log does not. */
+      int says = strstr(log, "failed to build") != NULL;
       return ferry_err_set(err, FERRY_EINVAL,
-                           "OpenCL build error for device=%p\nError: %s\n%s\nDevice %s failed to "
-                           "build the program (kernel %s)",
+                           "OpenCL build error for device=%p\nError: %s\n%s%s%s%s(kernel %s)",
                            (void *)cl->devs[dev].id, ferry_cl_error_name(e), log,
-                           cl->devs[dev].name, name);
+                           says ? "" : "\nDevice ", says ? "" : cl->devs[dev].name,
+                           says ? "" : " failed to build the program\n", name);
     }
     slot->program = p;
   }
