@@ -84,6 +84,9 @@ int ferry_rt_copy_to_host(ferry_rt *rt, const DLTensor *t, void *dst, uint64_t n
                           ferry_err *err) FERRY_MUST_CHECK;
 int ferry_rt_copy_from_host(ferry_rt *rt, const DLTensor *t, const void *src, uint64_t nbytes,
                             ferry_err *err) FERRY_MUST_CHECK;
+/* kDevSetDevice and __tvm_set_device: later kernel launches of dev's type
+ * go to dev (OpenCL); a no-op check on CPU. */
+int ferry_rt_set_device(ferry_rt *rt, DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
 /* kDevStreamSync: waits for the device's queue (a no-op on CPU). */
 int ferry_rt_sync(ferry_rt *rt, DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
 /* Writes "cpu" or "cpu opencl:0(<name>) ..." (the devices this process

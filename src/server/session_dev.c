@@ -59,6 +59,8 @@ int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int
   case FERRY_RPC_DEV_SET_DEVICE:
     if ((rc = session_expect(v, n, "D", what, err)) || (rc = check_dev(s, v[0].v.device, what, err)))
       return rc;
+    if ((rc = ferry_rt_set_device(s->rt, v[0].v.device, err)))
+      return rc;
     return session_reply_void(s);
   case FERRY_RPC_DEV_GET_ATTR:
     return dev_get_attr(s, v, n, err);

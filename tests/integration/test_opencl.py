@@ -104,6 +104,11 @@ def test_bad_input_keeps_the_session(serve):
         c.reply()
     with pytest.raises(RuntimeError, match="Invalid device id 7"):
         c.alloc((4, 7), 16)
+    with pytest.raises(RuntimeError, match="Invalid device id 7"):
+        c.send(11, sr.encode_seq([(6, struct.pack("<ii", 4, 7))]))  # kDevSetDevice
+        c.reply()
+    c.send(11, sr.encode_seq([(6, struct.pack("<ii", *CL0))]))
+    c.reply()
     assert c.attr((4, 7), 0) == 0
     # The session goes on and the data is intact.
     assert get(c, t, (16,)).tolist() == list(range(16))

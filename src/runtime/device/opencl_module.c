@@ -328,11 +328,14 @@ static int set_device_fn(ferry_call *c) {
     return ferry_err_set(c->err, FERRY_EINVAL, "__tvm_set_device(%lld, %lld): no such device",
                          (long long)type, (long long)id);
   DLDevice dev = {(DLDeviceType)type, (int32_t)id};
-  if ((rc = ferry_rt_device_check(c->rt, dev, c->err)))
-    return rc;
-  if (type == kDLOpenCL)
-    ferry_cl_get(c->rt)->cur_dev = (int)id;
-  return FERRY_OK;
+  return ferry_rt_set_device(c->rt, dev, c->err);
+}
+
+int ferry_rt_set_device(ferry_rt *rt, DLDevice dev, ferry_err *err) {
+  int rc = ferry_rt_device_check(rt, dev, err);
+  if (rc == FERRY_OK && dev.device_type == kDLOpenCL)
+    ferry_cl_get(rt)->cur_dev = (int)dev.device_id;
+  return rc;
 }
 
 const struct ferry_builtin ferry_device_builtins[] = {
