@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ferry_err_clear(&err);
   ferry_module *m = NULL;
   size_t used = 0;
-  int rc = (data[0] & 1) ? ferry_vm_exec_load_ffi(rt, p, size + 7, &used, &m, &err)
+  int rc = (data[0] & 1) ? ferry_vm_exec_load_ffi(rt, p + 8, size - 1, &used, &m, &err)
                          : ferry_vm_exec_load_classic(rt, p, size + 7, &used, &m, &err);
   free(p);
   if (rc)

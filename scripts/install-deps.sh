@@ -19,7 +19,11 @@ fi
 # itself, so no libpcap is linked.
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
-python3-numpy procps tshark tcpdump"
+python3-numpy procps tshark tcpdump pocl-opencl-icd ocl-icd-libopencl1"
+# pocl-opencl-icd + ocl-icd-libopencl1: a CPU OpenCL device (PoCL) for the
+# OpenCL tests.  ferry itself needs neither to build or run: it loads
+# libOpenCL.so.1 at run time; a board serves its GPU with the ICD loader
+# and its vendor's OpenCL driver (ICD) instead of PoCL.
 
 if [ -n "$CROSS_ARCH" ]; then
   PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \

@@ -25,6 +25,8 @@ typedef struct run_opts {
   cli_conn conn;
   struct ferry_opt_list inputs, outputs, args;
   const char *result;
+  const char *device; /* --device cpu|opencl[:N] */
+  DLDevice dev;
   int system_lib, global, model;
   long number, repeat, min_repeat_ms, cooldown_ms;
 } run_opts;
@@ -180,6 +182,27 @@ static void print_result(const ferry_result *r) {
   }
 }
 
+/* --device: "cpu", "opencl" or "cl", with an optional ":N" (default 0). */
+static int parse_device(const char *text, DLDevice *out) {
+  const char *colon = strchr(text, ':');
+  size_t nlen = colon ? (size_t)(colon - text) : strlen(text);
+  if (nlen == 3 && strncmp(text, "cpu", 3) == 0)
+    out->device_type = kDLCPU;
+  else if ((nlen == 6 && strncmp(text, "opencl", 6) == 0) || (nlen == 2 && strncmp(text, "cl", 2) == 0))
+    out->device_type = kDLOpenCL;
+  else
+    return -1;
+  out->device_id = 0;
+  if (colon) {
+    char *end = NULL;
+    long id = strtol(colon + 1, &end, 10);
+    if (colon[1] == 0 || *end != 0 || id < 0 || id > 1024)
+      return -1;
+    out->device_id = (int32_t)id;
+  }
+  return 0;
+}
+
 /* Everything after connecting; returns the exit status. */
 static int run_session(const char *cmd, run_opts *o, ferry_client *c, const char *lib,
                        const char *func, run_arg *args, int nargs, int timing) {
@@ -209,7 +232,7 @@ static int run_session(const char *cmd, run_opts *o, ferry_client *c, const char
    * unless their spec says otherwise. */
   ferry_npy_info first;
   int have_first = 0;
-  DLDevice cpu = {kDLCPU, 0};
+  DLDevice cpu = o->dev; /* where tensors live and what is timed */
   for (int i = 0; i < nargs; i++) {
     run_arg *a = &args[i];
     if (a->kind == ARG_INPUT) {
@@ -347,6 +370,8 @@ int cli_run_or_time(int argc, char **argv, int timing) {
        "a tensor argument written to a .npy file after the call (default: like the first input)"},
       {"arg", FERRY_OPT_LIST, &o.args, "TYPE:VALUE",
        "a scalar argument: int:2, float:1.5, bool:true, str:text, bytes:text"},
+      {"device", FERRY_OPT_STRING, &o.device, "cpu|opencl[:N]",
+       "the device the tensor arguments live on and the function runs on (default cpu)"},
       {"result", FERRY_OPT_STRING, &o.result, "FILE.npy",
        "write a tensor returned by the function here"},
       {"system-lib", FERRY_OPT_FLAG, &o.system_lib, NULL,
@@ -372,6 +397,8 @@ int cli_run_or_time(int argc, char **argv, int timing) {
        "take FUNC from the server's system library (no LIB argument)"},
       {"global", FERRY_OPT_FLAG, &o.global, NULL,
        "FUNC is a global function of the server (no LIB argument)"},
+      {"device", FERRY_OPT_STRING, &o.device, "cpu|opencl[:N]",
+       "the device the tensor arguments live on and the function runs on (default cpu)"},
       {"number", FERRY_OPT_INT, &o.number, "N", "runs per measurement (default 10)"},
       {"repeat", FERRY_OPT_INT, &o.repeat, "N", "measurements (default 3)"},
       {"min-repeat-ms", FERRY_OPT_INT, &o.min_repeat_ms, "MS",
@@ -401,6 +428,12 @@ int cli_run_or_time(int argc, char **argv, int timing) {
   int prc = ferry_opts_parse(&spec, argc, argv, &npos);
   if (prc)
     return prc == 1 ? 0 : 2;
+  o.dev.device_type = kDLCPU;
+  o.dev.device_id = 0;
+  if (o.device && parse_device(o.device, &o.dev) != 0) {
+    fprintf(stderr, "ferry %s: bad --device '%s' (cpu, opencl or opencl:N)\n", cmd, o.device);
+    return 2;
+  }
   if (!timing && !o.system_lib && !o.global && (o.model || npos == 1)) {
     if (npos != 1 || o.args.n || o.result) {
       fprintf(stderr, "ferry run: a model takes MODEL.so, --input and --output only\n");

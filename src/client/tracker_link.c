@@ -192,10 +192,19 @@ int ferry_tracker_link_put(ferry_tracker_link *l, const char *key, int port,
 int ferry_tracker_link_update_info(ferry_tracker_link *l, const char *info_key,
                                    const char *custom_addr, int port,
                                    int timeout_ms, char *err, size_t errcap) {
+  return ferry_tracker_link_update_info_devices(l, info_key, custom_addr, port, NULL,
+                                                timeout_ms, err, errcap);
+}
+
+int ferry_tracker_link_update_info_devices(ferry_tracker_link *l, const char *info_key,
+                                           const char *custom_addr, int port,
+                                           const char *devices, int timeout_ms, char *err,
+                                           size_t errcap) {
   ferry_buf b;
   ferry_buf_init(&b, FERRY_TRACKER_MAX_FRAME);
   int rc = call_buf(l, &b,
-                    ferry_tracker_encode_update_info(&b, info_key, custom_addr, port, 0),
+                    ferry_tracker_encode_update_info_devices(&b, info_key, custom_addr, port, 0,
+                                                             devices),
                     timeout_ms, err, errcap);
   return rc ? rc : expect_zero(l, "UPDATE_INFO", err, errcap);
 }

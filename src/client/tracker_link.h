@@ -75,6 +75,11 @@ int ferry_tracker_link_update_info(ferry_tracker_link *l, const char *info_key,
                                    const char *custom_addr, int port,
                                    int timeout_ms, char *err,
                                    size_t errcap) FERRY_MUST_CHECK;
+/* The same with a "devices" field (NULL: none), see tracker_msg.h. */
+int ferry_tracker_link_update_info_devices(ferry_tracker_link *l, const char *info_key,
+                                           const char *custom_addr, int port,
+                                           const char *devices, int timeout_ms, char *err,
+                                           size_t errcap) FERRY_MUST_CHECK;
 /* [7] -> list of this connection's match keys not yet handed out.  *out
  * must be closed with ferry_tracker_strlist_close on success. */
 int ferry_tracker_link_pending(ferry_tracker_link *l, ferry_tracker_strlist *out,

@@ -156,6 +156,17 @@ struct classic_func {
 
 #define SMALL_ARGS 16
 
+/* TVM's NormalizeError: a message that does not start with an error kind
+ * ("ValueError: ...") is a TVMError; compiled code's asserts ("Assert
+ * fail: ...") reach the client as "TVMError: Assert fail: ...". */
+static int has_error_kind(const char *msg) {
+  size_t i = 0;
+  while ((msg[i] >= 'A' && msg[i] <= 'Z') || (msg[i] >= 'a' && msg[i] <= 'z') ||
+         (msg[i] >= '0' && msg[i] <= '9') || msg[i] == '_' || msg[i] == '.')
+    i++;
+  return i > 0 && msg[i] == ':' && msg[i + 1] == ' ';
+}
+
 static int classic_func_call(ferry_func *self, ferry_call *c) {
   struct classic_func *f = (struct classic_func *)self;
   if (c->nargs < 0 || c->nargs > FERRY_RT_MAX_ARGS)
@@ -186,7 +197,8 @@ static int classic_func_call(ferry_func *self, ferry_call *c) {
     if (r != 0) {
       const char *msg = ferry_backend_last_error();
       if (msg[0])
-        rc = ferry_err_set(c->err, FERRY_EREMOTE, "%s", msg);
+        rc = ferry_err_set(c->err, FERRY_EREMOTE, "%s%s", has_error_kind(msg) ? "" : "TVMError: ",
+                           msg);
       else
         rc = ferry_err_set(c->err, FERRY_EREMOTE, "%s returned %d without an error message",
                            f->name, (int)r);

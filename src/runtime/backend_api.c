@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/rt_internal.h"
+#include "runtime/device/device.h"
 
 /* ---- the runtime the callbacks run against ------------------------------ */
 
@@ -59,8 +59,19 @@ void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes,
   (void)dtype_code_hint;
   (void)dtype_bits_hint;
   if (device_type != kDLCPU) {
-    TVMAPISetLastError("TVMBackendAllocWorkspace: only CPU workspaces are supported");
-    return NULL;
+    /* A device workspace is an ordinary buffer of that device (TVM's
+     * OpenCL workspace pool hands out cl_mem descriptors too). */
+    ferry_err err;
+    ferry_err_clear(&err);
+    void *p = ferry_backend_rt() == NULL
+                  ? NULL
+                  : ferry_device_workspace_alloc(ferry_backend_rt(), device_type, device_id,
+                                                 nbytes, &err);
+    if (p == NULL)
+      snprintf(last_error, sizeof last_error, "TVMBackendAllocWorkspace(%d, %d, %llu): %.3900s",
+               device_type, device_id, (unsigned long long)nbytes,
+               err.code ? err.msg : "no runtime");
+    return p;
   }
   if (nbytes > FERRY_RT_MAX_WORKSPACE) {
     snprintf(last_error, sizeof last_error,
@@ -96,8 +107,18 @@ void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes,
 }
 
 int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr) {
-  (void)device_type;
   (void)device_id;
+  if (device_type != kDLCPU) {
+    ferry_err err;
+    ferry_err_clear(&err);
+    if (ferry_backend_rt() == NULL ||
+        ferry_device_workspace_free(ferry_backend_rt(), device_type, ptr, &err) != FERRY_OK) {
+      snprintf(last_error, sizeof last_error, "TVMBackendFreeWorkspace: %.3900s",
+               err.code ? err.msg : "no runtime");
+      return -1;
+    }
+    return 0;
+  }
   int i = ws_nlive - 1; /* usually the most recent one */
   while (i >= 0 && ws_live[i].ptr != ptr)
     i--;

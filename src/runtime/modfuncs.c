@@ -1,6 +1,7 @@
 /* Global functions about modules and tensors (spec rpc-session.md 4.1,
  * 4.3): module function lookup, imports, the system library, the cache
  * flush used as a time-evaluator preprocessor, and random_fill. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,6 +63,8 @@ static int checked_tensor(ferry_call *c, const char *fname, int i, DLTensor **ou
     return rc;
   if (ferry_tensor_nbytes(*out, nbytes) != FERRY_OK)
     return ferry_err_set(c->err, FERRY_ERANGE, "%s: tensor shape out of range", fname);
+  if ((*out)->device.device_type != kDLCPU)
+    return ferry_rt_check_tensor(c->rt, *out, *nbytes, c->err);
   return ferry_rt_check_range(c->rt, (char *)(*out)->data + (*out)->byte_offset, *nbytes, c->err);
 }
 
@@ -89,6 +92,8 @@ static int cache_flush_fn(ferry_call *c) {
     int rc = checked_tensor(c, "cache_flush_cpu_non_first_arg", i, &t, &n);
     if (rc)
       return rc;
+    if (t->device.device_type != kDLCPU)
+      continue; /* device memory is not in the CPU's caches */
     flush_range((const char *)t->data + t->byte_offset, n);
   }
   return FERRY_OK;
@@ -109,25 +114,17 @@ static uint64_t next_random(uint64_t *s) {
  * value: an integer wider than 64 bits gets its value in the low 8 bytes
  * (little-endian host) and zeros above; float16, bfloat16, float128,
  * sub-byte and odd widths get random bytes over the whole tensor. */
-static int random_fill_fn(ferry_call *c) {
-  DLTensor *t;
-  uint64_t n;
-  int rc = ferry_arg_count(c, "random_fill", 1, 1);
-  if (rc == FERRY_OK)
-    rc = checked_tensor(c, "random_fill", 0, &t, &n);
-  if (rc)
-    return rc;
+static void fill(const DLTensor *t, char *p, uint64_t n) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t s = ((uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull + (uint64_t)(uintptr_t)t) | 1;
-  char *p = (char *)t->data + t->byte_offset;
   unsigned bits = t->dtype.bits;
   int is_int = t->dtype.code == kDLInt || t->dtype.code == kDLUInt;
   int is_float = t->dtype.code == kDLFloat && (bits == 32 || bits == 64);
   if (bits == 0 || bits % 8 != 0 || !(is_int || is_float)) {
     for (uint64_t k = 0; k < n; k++)
       p[k] = (char)next_random(&s);
-    return FERRY_OK;
+    return;
   }
   /* One lane is w bytes and n is a whole number of lanes here, since
    * ferry_tensor_nbytes rounds bits * lanes up to bytes and bits is a
@@ -149,7 +146,31 @@ static int random_fill_fn(ferry_call *c) {
         memset(p + off + 8, 0, w - 8);
     }
   }
-  return FERRY_OK;
+}
+
+/* random_fill(_for_measure), what MetaSchedule's runner calls on every
+ * input: a CPU tensor is filled in place; a device tensor (OpenCL) is
+ * filled on the host and copied in. */
+static int random_fill_fn(ferry_call *c) {
+  DLTensor *t;
+  uint64_t n;
+  int rc = ferry_arg_count(c, "random_fill", 1, 1);
+  if (rc == FERRY_OK)
+    rc = checked_tensor(c, "random_fill", 0, &t, &n);
+  if (rc)
+    return rc;
+  if (t->device.device_type == kDLCPU) {
+    fill(t, (char *)t->data + t->byte_offset, n);
+    return FERRY_OK;
+  }
+  char *host = malloc(n ? (size_t)n : 1);
+  if (host == NULL)
+    return ferry_err_set(c->err, FERRY_ENOMEM, "random_fill: out of memory for %llu bytes",
+                         (unsigned long long)n);
+  fill(t, host, n);
+  rc = ferry_rt_copy_from_host(c->rt, t, host, n, c->err);
+  free(host);
+  return rc;
 }
 
 const struct ferry_builtin ferry_modfuncs_builtins[] = {

@@ -18,6 +18,7 @@ struct blob_loader {
 static const struct blob_loader blob_loaders[] = {
     {"GraphExecutorFactory", ferry_graph_factory_load_blob},
     {"relax.VMExecutable", ferry_vm_exec_load_classic},
+    {"opencl", ferry_opencl_load_blob},
     {NULL, NULL},
 };
 

@@ -422,8 +422,8 @@ int ferry_library_load(ferry_rt *rt, const char *path, ferry_module **out, ferry
       memcpy(slot, &slots[i].impl, sizeof slots[i].impl);
   }
   /* The embedded modules: __tvm_dev_mblob (classic) or, in a tvm-ffi
-   * library, __tvm_ffi__library_bin (a Relax VM executable; other kinds
-   * are refused by name there). */
+   * library, __tvm_ffi__library_bin (Relax VM executables, OpenCL
+   * modules; other kinds are refused by name there). */
   const uint8_t *blob = lib_symbol(lib, lib->ffi ? FERRY_FFI_LIBRARY_BIN : "__tvm_dev_mblob", 0);
   size_t avail = blob ? symbol_size((void *)blob) : 0;
   if (blob && avail == 0)

@@ -17,6 +17,7 @@ static const struct ferry_builtin *const builtin_tables[] = {
     ferry_ffi_builtins,
     ferry_graph_builtins,
     ferry_vm_globals,
+    ferry_device_builtins,
 };
 
 struct builtin_func {

@@ -40,6 +40,7 @@ struct ferry_rt {
   uint64_t max_total; /* cap on total_bytes (--max-memory) */
   ferry_module *syslib; /* runtime.SystemLib(""), created on first use */
   struct library_module *libs; /* live library modules (weak list, guarded by lock) */
+  struct ferry_cl *cl; /* OpenCL state, created on first use (device/opencl.c) */
   void **preloaded; /* dlopen handles of --load-library libraries */
   size_t npreloaded;
 };
@@ -66,9 +67,20 @@ int ferry_graph_factory_load_blob(ferry_rt *rt, const uint8_t *payload, size_t p
  * tags), and the public globals on VM objects (runtime.ShapeTuple, ...). */
 int ferry_vm_exec_load_classic(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
                                size_t *consumed, struct ferry_module **out, ferry_err *err);
+/* The ffi loader takes the executable's bytes alone (the library bin's
+ * reader has taken off their length prefix); *consumed = payload_avail. */
 int ferry_vm_exec_load_ffi(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
                            size_t *consumed, struct ferry_module **out, ferry_err *err);
 extern const struct ferry_builtin ferry_vm_globals[];
+
+/* OpenCL modules and __tvm_set_device (device/opencl_module.c): the
+ * "opencl" payload of a classic __tvm_dev_mblob (v0.20 function info) and
+ * of a tvm-ffi __tvm_ffi__library_bin (v0.26 function info). */
+extern const struct ferry_builtin ferry_device_builtins[];
+int ferry_opencl_load_blob(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                           size_t *consumed, struct ferry_module **out, ferry_err *err);
+int ferry_opencl_load_ffi(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
+                          size_t *consumed, struct ferry_module **out, ferry_err *err);
 
 /* ---- argument helpers for built-ins (object.c) -------------------------- */
 
@@ -87,11 +99,13 @@ void ferry_call_return_obj(ferry_call *c, enum ferry_kind kind, ferry_obj *o);
 int ferry_closure_new(int (*fn)(void *ctx, ferry_call *c), void *ctx,
                       void (*free_ctx)(void *ctx), ferry_func **out) FERRY_MUST_CHECK;
 
-/* ---- devices (device_cpu.c) ---------------------------------------------- */
+/* ---- devices (device/cpu.c, device/device.h) ------------------------------ */
 
 /* Creates an NDArray with fresh 64-byte-aligned storage on dev (CPU). */
 int ferry_ndarray_new(ferry_rt *rt, int ndim, const int64_t *shape, DLDataType dtype,
                       DLDevice dev, ferry_ndarray **out, ferry_err *err) FERRY_MUST_CHECK;
+/* FERRY_OK for a CPU device: what the host-only parts (graph executor,
+ * parameters) accept.  Device-generic code uses ferry_rt_device_check. */
 int ferry_rt_check_device(DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
 /* Frees every allocation still in the table (ferry_rt_close). */
 void ferry_rt_free_all(ferry_rt *rt);
@@ -212,15 +226,15 @@ extern const size_t ferry_ffi_nctx_slots;
 /* FERRY_EDLOPEN naming the first __TVM* pointer variable of the library at
  * path that is not one of ferry_ffi_ctx_slots (it would stay NULL). */
 int ferry_ffi_check_slots(const char *path, const char *name, ferry_err *err) FERRY_MUST_CHECK;
+/* Builds the module tree of a __tvm_ffi__library_bin of avail readable
+ * bytes (module_ffi_bin.c), as ferry_blob_load_modules does for classic
+ * blobs: lib is borrowed; on success *root carries one reference. */
+int ferry_ffi_load_library_bin(ferry_rt *rt, const uint8_t *bin, size_t avail, ferry_module *lib,
+                               const char *libname, ferry_module **root,
+                               ferry_err *err) FERRY_MUST_CHECK;
 /* The first module kind other than "_lib" in a __tvm_ffi__library_bin of
  * avail readable bytes, printable, into out ("unknown" if unreadable). */
 void ferry_ffi_library_bin_kind(const uint8_t *bin, size_t avail, char *out, size_t cap);
 extern const struct ferry_builtin ferry_ffi_builtins[];
-/* Builds the module tree of a __tvm_ffi__library_bin (avail readable
- * bytes): each embedded module through its kind's loader, "_lib" = lib
- * (borrowed); *root carries one reference. */
-int ferry_ffi_load_library_bin(ferry_rt *rt, const uint8_t *bin, size_t avail, ferry_module *lib,
-                               const char *libname, ferry_module **root,
-                               ferry_err *err) FERRY_MUST_CHECK;
 
 #endif

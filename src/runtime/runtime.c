@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/device/device.h"
 #include "runtime/rt_internal.h"
 
 int ferry_rt_open(ferry_rt **out, const ferry_rt_options *opt, ferry_err *err) {
@@ -63,6 +64,7 @@ void ferry_rt_close(ferry_rt *rt) {
   if (ferry_backend_rt() == rt)
     ferry_backend_set_rt(NULL);
   ferry_rt_free_all(rt);
+  ferry_device_close_all(rt);
   for (size_t i = 0; i < rt->npreloaded; i++)
     dlclose(rt->preloaded[i]);
   free(rt->preloaded);

@@ -42,8 +42,11 @@ void ferry_rt_close(ferry_rt *rt);
 int ferry_rt_get_global(ferry_rt *rt, const char *name, ferry_func **out) FERRY_MUST_CHECK;
 
 /* ---- device API (what the session's syscalls map to) ---------------------
- * Only the CPU device (kDLCPU, id 0..N) exists; every other device type is
- * refused with a clear message. */
+ * A dispatcher over the device layer (src/runtime/device/): the CPU
+ * (kDLCPU, any id >= 0) and OpenCL (kDLOpenCL, the ids of the devices the
+ * session's OpenCL driver has, none without a driver).  Other device types
+ * are refused with a clear message.  Device data pointers are opaque: on
+ * OpenCL they name a buffer descriptor, never memory to dereference. */
 
 int ferry_rt_alloc(ferry_rt *rt, DLDevice dev, uint64_t nbytes, uint64_t align,
                    DLDataType type_hint, void **out, ferry_err *err) FERRY_MUST_CHECK;
@@ -65,7 +68,8 @@ int ferry_rt_check_range(ferry_rt *rt, const void *ptr, uint64_t nbytes,
 /* kDevGetAttr: result in *out (int or string kinds as TVM answers). */
 int ferry_rt_dev_attr(ferry_rt *rt, DLDevice dev, int kind, ferry_value *out,
                       ferry_call *storage, ferry_err *err) FERRY_MUST_CHECK;
-/* kCopyAmongRemote: both tensors already range-checked by the caller. */
+/* kCopyAmongRemote: any pair of CPU and OpenCL tensors; both ranges are
+ * checked here (again). */
 int ferry_rt_copy_tensor(ferry_rt *rt, const DLTensor *from, const DLTensor *to,
                          ferry_err *err) FERRY_MUST_CHECK;
 
@@ -74,6 +78,31 @@ uint64_t ferry_rt_max_memory(const ferry_rt *rt);
 /* The default cap: half of the physical memory, at most 16 GiB
  * (FERRY_RT_MAX_ALLOC_TOTAL) when that cannot be read. */
 uint64_t ferry_rt_default_max_memory(void);
+
+/* Number of devices of a DLDeviceType this session has (0: none).  The
+ * first OpenCL query loads the driver and creates the context. */
+int ferry_rt_device_count(ferry_rt *rt, int device_type);
+/* FERRY_OK when dev exists; otherwise a message naming why. */
+int ferry_rt_device_check(ferry_rt *rt, DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
+/* FERRY_OK when [t->data + t->byte_offset, + nbytes) lies inside one live
+ * buffer of t's device; FERRY_EBADHANDLE (or the device's error) else. */
+int ferry_rt_check_tensor(ferry_rt *rt, const DLTensor *t, uint64_t nbytes,
+                          ferry_err *err) FERRY_MUST_CHECK;
+/* Blocking copies of nbytes between t's buffer (from t->byte_offset) and
+ * host memory; the range is checked first. */
+int ferry_rt_copy_to_host(ferry_rt *rt, const DLTensor *t, void *dst, uint64_t nbytes,
+                          ferry_err *err) FERRY_MUST_CHECK;
+int ferry_rt_copy_from_host(ferry_rt *rt, const DLTensor *t, const void *src, uint64_t nbytes,
+                            ferry_err *err) FERRY_MUST_CHECK;
+/* kDevSetDevice and __tvm_set_device: later kernel launches of dev's type
+ * go to dev (OpenCL); a no-op check on CPU. */
+int ferry_rt_set_device(ferry_rt *rt, DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
+/* kDevStreamSync: waits for the device's queue (a no-op on CPU). */
+int ferry_rt_sync(ferry_rt *rt, DLDevice dev, ferry_err *err) FERRY_MUST_CHECK;
+/* Writes "cpu" or "cpu opencl:0(<name>) ..." (the devices this process
+ * would serve) into out.  Loads the OpenCL driver: call it in a child
+ * process, never in a server's parent. */
+void ferry_rt_describe_devices(char *out, size_t cap);
 
 /* Size in bytes of a compact tensor: prod(shape) * ((bits*lanes+7)/8).
  * FERRY_ERANGE on overflow or a negative extent. */

@@ -312,6 +312,10 @@ int ferry_server_run(const ferry_server_config *cfg, char *err,
   int rc = split_preload(s, err, errcap);
   if (rc == 0)
     rc = check_preload(s, err, errcap);
+  if (rc == 0) {
+    ferry_server_probe_devices(s->devices, sizeof s->devices);
+    ferry_notice("serving devices: %s", s->devices);
+  }
   if (rc == 0)
     rc = server_fork_init(s, err, errcap);
   if (rc == 0 && !cfg->through_proxy) {

@@ -65,4 +65,9 @@ int ferry_server_allow_hop_check(const char *list, char *why,
 int ferry_server_run(const ferry_server_config *cfg, char *err,
                      size_t errcap) FERRY_MUST_CHECK;
 
+/* The devices a session of this server would have ("cpu, opencl:0
+ * (<name>)"), found in a short-lived child so that this process never
+ * loads an OpenCL driver (server_devices.c). */
+void ferry_server_probe_devices(char *out, size_t cap);
+
 #endif

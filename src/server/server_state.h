@@ -105,6 +105,7 @@ typedef struct ferry_server {
   int port;                 /* bound port (or the proxy's) */
   int stopping;
   uint64_t sessions;        /* sessions started so far */
+  char devices[1024];       /* "cpu, opencl:0 (NAME)": logged, sent to the tracker */
   /* The key a client must present: "<key>:<suffix>" with a tracker, the
    * device key without; empty string while none is valid. */
   char matchkey[SERVER_MAX_KEY];

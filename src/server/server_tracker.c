@@ -105,8 +105,11 @@ static int connect_and_register(ferry_server *s, char *err, size_t errcap) {
     return rc;
   char info_key[SERVER_MAX_KEY + 8];
   snprintf(info_key, sizeof info_key, "server:%s", c->key);
-  rc = ferry_tracker_link_update_info(&t->link, info_key, c->custom_addr,
-                                      s->port, TRACKER_REPLY_MS, err, errcap);
+  /* The device list goes along as an extra info field: TVM's tracker
+   * keeps it and shows it in its summary (`ferry query`). */
+  rc = ferry_tracker_link_update_info_devices(&t->link, info_key, c->custom_addr, s->port,
+                                              s->devices[0] ? s->devices : NULL,
+                                              TRACKER_REPLY_MS, err, errcap);
   if (rc)
     ferry_tracker_link_close(&t->link);
   return rc;

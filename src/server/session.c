@@ -3,6 +3,7 @@
  * Reading is in session_read.c, the handlers in session_{call,copy,dev}.c. */
 #include "server/session.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -319,6 +320,7 @@ int ferry_session_run(const ferry_session_io *io, const ferry_session_config *cf
   if (s.rt)
     ferry_rt_close(s.rt);
   ferry_buf_close(&s.out);
+  free(s.stage);
   ferry_rpc_arena_close(&s.arena);
   ferry_rpc_reader_close(&s.reader);
   if (io->close)

@@ -1,5 +1,6 @@
 /* kCallFunc, kGetGlobalFunc and kFreeHandle: where wire handles become
  * runtime objects and back (rpc-session.md §2.6, §2.7, §3.3, §3.7, §3.8). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "server/session_internal.h"
@@ -25,16 +26,31 @@ int session_check_tensor(ferry_session *s, const DLTensor *t, ferry_err *err) {
   uint64_t nbytes = 0;
   if (ferry_rpc_tensor_nbytes(t, &nbytes))
     return ferry_err_set(err, FERRY_ERANGE, "ValueError: DLTensor size overflows");
+  if (t->device.device_type != kDLCPU) {
+    /* A device buffer: its descriptor and the range are checked by the
+     * device that made it. */
+    return ferry_rt_check_tensor(s->rt, t, nbytes, err);
+  }
   void *p = NULL;
   return session_tensor_bytes(s, t, nbytes, &p, err);
+}
+
+void *session_stage(ferry_session *s, size_t n) {
+  if (n > s->stage_cap) {
+    void *p = realloc(s->stage, n);
+    if (p == NULL)
+      return NULL;
+    s->stage = p;
+    s->stage_cap = n;
+  }
+  return s->stage ? s->stage : (s->stage = malloc(1));
 }
 
 int session_tensor_bytes(ferry_session *s, const DLTensor *t, uint64_t nbytes, void **out,
                          ferry_err *err) {
   if (t->device.device_type != kDLCPU)
     return ferry_err_set(err, FERRY_EUNSUPPORTED,
-                         "RuntimeError: device type %d is not supported by this server "
-                         "(CPU only)",
+                         "RuntimeError: device type %d memory is not addressable here",
                          (int)t->device.device_type);
   uintptr_t unvalidated_base = (uintptr_t)t->data;
   if (t->byte_offset > UINTPTR_MAX - unvalidated_base)

@@ -24,7 +24,15 @@ int session_copy_from(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *
                          (unsigned long long)s->max_packet);
   uint64_t nbytes = unvalidated_nbytes;
   void *src = NULL;
-  rc = session_tensor_bytes(s, t, nbytes, &src, err);
+  if (t->device.device_type != kDLCPU) {
+    /* Device memory is read into the staging buffer first. */
+    src = session_stage(s, (size_t)nbytes + 1);
+    if (src == NULL)
+      return ferry_err_set(err, FERRY_ENOMEM, "RuntimeError: out of memory");
+    rc = ferry_rt_copy_to_host(s->rt, t, src, nbytes, err);
+  } else {
+    rc = session_tensor_bytes(s, t, nbytes, &src, err);
+  }
   if (rc)
     return rc;
   /* The header goes through out, the bytes straight from the tensor: no
@@ -50,6 +58,10 @@ int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *er
                                     &why);
   if (rc)
     return ferry_err_set(err, rc, "ValueError: malformed kCopyToRemote: %s", why.msg);
+  if (t->device.device_type != kDLCPU) {
+    rc = ferry_rt_copy_from_host(s->rt, t, data, nbytes, err);
+    return rc ? rc : session_reply_void(s);
+  }
   void *dst = NULL;
   rc = session_tensor_bytes(s, t, nbytes, &dst, err);
   if (rc)
@@ -76,7 +88,25 @@ int session_copy_to_target(ferry_session *s, const uint8_t *head, size_t head_le
                          "bytes but carries %llu",
                          (unsigned long long)unvalidated_nbytes,
                          (unsigned long long)payload_len);
+  if (t->device.device_type != kDLCPU) {
+    /* Checked now, written by session_copy_to_finish once all is read. */
+    rc = ferry_rt_check_tensor(s->rt, t, payload_len, err);
+    if (rc)
+      return rc;
+    if (payload_len > s->max_packet || (*dst = session_stage(s, (size_t)payload_len + 1)) == NULL)
+      return ferry_err_set(err, FERRY_ENOMEM, "RuntimeError: out of memory");
+    s->stream_tensor = t;
+    return FERRY_OK;
+  }
   return session_tensor_bytes(s, t, payload_len, dst, err);
+}
+
+int session_copy_to_finish(ferry_session *s, uint64_t payload_len, ferry_err *err) {
+  const DLTensor *t = s->stream_tensor;
+  s->stream_tensor = NULL;
+  if (t == NULL)
+    return FERRY_OK;
+  return ferry_rt_copy_from_host(s->rt, t, s->stage, payload_len, err);
 }
 
 int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) {

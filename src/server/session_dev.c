@@ -1,23 +1,23 @@
 /* Device syscalls: kDevSetDevice .. kDevGetCurrentStream except
- * kCopyAmongRemote (rpc-session.md §3.9, §4.6).  Only the CPU exists; its
- * only stream is the default stream 0. */
+ * kCopyAmongRemote (rpc-session.md §3.9, §4.6), routed to the runtime's
+ * device layer (CPU and OpenCL).  Every device has only its default
+ * stream 0. */
 #include <string.h>
 
 #include "server/session_internal.h"
 
-static int check_cpu(DLDevice dev, const char *what, ferry_err *err) {
-  if (dev.device_type != kDLCPU)
-    return ferry_err_set(err, FERRY_EUNSUPPORTED,
-                         "RuntimeError: %s: device type %d is not supported by this server "
-                         "(CPU only)",
-                         what, (int)dev.device_type);
+static int check_dev(ferry_session *s, DLDevice dev, const char *what, ferry_err *err) {
+  ferry_err why;
+  ferry_err_clear(&why);
+  if (ferry_rt_device_check(s->rt, dev, &why) != FERRY_OK)
+    return ferry_err_set(err, why.code, "RuntimeError: %s: %s", what, why.msg);
   return FERRY_OK;
 }
 
 static int check_stream(const ferry_value *v, const char *what, ferry_err *err) {
   if (v->kind == FERRY_KIND_OPAQUE && v->v.handle != 0)
     return ferry_err_set(err, FERRY_EINVAL,
-                         "ValueError: %s: unknown stream 0x%llx (the CPU has only stream 0)",
+                         "ValueError: %s: unknown stream 0x%llx (devices here have only stream 0)",
                          what, (unsigned long long)v->v.handle);
   return FERRY_OK;
 }
@@ -57,7 +57,9 @@ int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int
   int rc;
   switch (code) {
   case FERRY_RPC_DEV_SET_DEVICE:
-    if ((rc = session_expect(v, n, "D", what, err)) || (rc = check_cpu(v[0].v.device, what, err)))
+    if ((rc = session_expect(v, n, "D", what, err)) || (rc = check_dev(s, v[0].v.device, what, err)))
+      return rc;
+    if ((rc = ferry_rt_set_device(s->rt, v[0].v.device, err)))
       return rc;
     return session_reply_void(s);
   case FERRY_RPC_DEV_GET_ATTR:
@@ -97,13 +99,14 @@ int session_device_syscall(ferry_session *s, int code, const ferry_value *v, int
   case FERRY_RPC_DEV_FREE_STREAM:
   case FERRY_RPC_DEV_SET_STREAM:
     if ((rc = session_expect(v, n, "DP", what, err)) ||
-        (rc = check_cpu(v[0].v.device, what, err)) || (rc = check_stream(&v[1], what, err)))
+        (rc = check_dev(s, v[0].v.device, what, err)) || (rc = check_stream(&v[1], what, err)))
       return rc;
-    /* CPU work is synchronous: nothing to wait for. */
+    if (code == FERRY_RPC_DEV_STREAM_SYNC && (rc = ferry_rt_sync(s->rt, v[0].v.device, err)))
+      return rc;
     return session_reply_void(s);
   case FERRY_RPC_DEV_CREATE_STREAM:
   case FERRY_RPC_DEV_GET_CURRENT_STREAM:
-    if ((rc = session_expect(v, n, "D", what, err)) || (rc = check_cpu(v[0].v.device, what, err)))
+    if ((rc = session_expect(v, n, "D", what, err)) || (rc = check_dev(s, v[0].v.device, what, err)))
       return rc;
     return session_reply_opaque(s, 0);
   default:

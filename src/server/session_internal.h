@@ -29,6 +29,11 @@ typedef struct ferry_session {
    * Valid until the reply is written. */
   const void *tail;
   size_t tail_len;
+  /* Host staging for copies to and from a device whose memory cannot be
+   * addressed (OpenCL): at most one packet, grown on demand. */
+  void *stage;
+  size_t stage_cap;
+  const DLTensor *stream_tensor; /* the device tensor of a streamed upload */
   int hop_fd; /* multi-hop: the next hop's socket once connected; -1: none */
   int popen_pid; /* rpc.PopenSession: the minrpc child relayed to; 0: none */
 } ferry_session;
@@ -57,11 +62,14 @@ int session_reply_opaque(ferry_session *s, uint64_t v) FERRY_MUST_CHECK;
 
 /* Resolves where a wire tensor's bytes are, after checking that
  * [data + byte_offset, + nbytes) lies in one live allocation of this
- * session.  CPU only. */
+ * session.  CPU tensors only: a device tensor is refused (see
+ * session_check_tensor and session_stage). */
 int session_tensor_bytes(ferry_session *s, const DLTensor *t, uint64_t nbytes, void **out,
                          ferry_err *err) FERRY_MUST_CHECK;
 /* Checks a tensor argument of a call or a copy: its whole extent
  * (prod(shape) * elem size from data + byte_offset) must be ours. */
+/* s->stage with at least n bytes, or NULL (out of memory). */
+void *session_stage(ferry_session *s, size_t n);
 int session_check_tensor(ferry_session *s, const DLTensor *t, ferry_err *err) FERRY_MUST_CHECK;
 
 /* ---- reading (session_read.c) -------------------------------------------- */
@@ -98,6 +106,10 @@ int session_copy_to(ferry_session *s, const ferry_rpc_packet *pkt, ferry_err *er
  * where the payload goes. */
 int session_copy_to_target(ferry_session *s, const uint8_t *head, size_t head_len,
                            uint64_t payload_len, void **dst, ferry_err *err) FERRY_MUST_CHECK;
+/* After a streamed kCopyToRemote has read its payload: writes the staged
+ * bytes to the device tensor, if the target was one (a no-op otherwise). */
+int session_copy_to_finish(ferry_session *s, uint64_t payload_len,
+                           ferry_err *err) FERRY_MUST_CHECK;
 int session_copy_among(ferry_session *s, const ferry_value *v, int n, ferry_err *err) FERRY_MUST_CHECK;
 /* ---- multi-hop (session_hop.c) ------------------------------------------- */
 

@@ -132,6 +132,7 @@ int session_copy_to_streamed(ferry_session *s, uint64_t len, ferry_err *req_err,
       have < FERRY_RPC_HEADER_SIZE + len ? have : (size_t)(FERRY_RPC_HEADER_SIZE + len);
   uint64_t rest = FERRY_RPC_HEADER_SIZE + len - in_packet;
   if (rc) {
+    s->stream_tensor = NULL;
     ferry_rpc_reader_discard(&s->reader, in_packet);
     return skip_bytes(s, rest, err);
   }
@@ -149,5 +150,7 @@ int session_copy_to_streamed(ferry_session *s, uint64_t len, ferry_err *req_err,
     to += got;
     rest -= (uint64_t)got;
   }
+  if (session_copy_to_finish(s, len - head, req_err) != FERRY_OK)
+    return FERRY_OK; /* the request failed; the stream is intact */
   return session_reply_void(s);
 }

@@ -357,6 +357,13 @@ int ferry_tracker_encode_put(ferry_buf *out, const char *key, int port,
 int ferry_tracker_encode_update_info(ferry_buf *out, const char *info_key,
                                      const char *custom_addr, int port,
                                      int port_as_string) {
+  return ferry_tracker_encode_update_info_devices(out, info_key, custom_addr, port,
+                                                  port_as_string, NULL);
+}
+
+int ferry_tracker_encode_update_info_devices(ferry_buf *out, const char *info_key,
+                                             const char *custom_addr, int port,
+                                             int port_as_string, const char *devices) {
   size_t mark = out->len;
   int rc = ferry_buf_append(out, "[5, {\"key\": ", 12);
   if (rc == 0)
@@ -366,7 +373,14 @@ int ferry_tracker_encode_update_info(ferry_buf *out, const char *info_key,
   if (rc == 0)
     rc = append_addr_or_null(out, custom_addr);
   if (rc == 0)
-    rc = ferry_buf_printf(out, port_as_string ? ", \"%d\"]}]" : ", %d]}]", port);
+    rc = ferry_buf_printf(out, port_as_string ? ", \"%d\"]" : ", %d]", port);
+  if (rc == 0 && devices != NULL) {
+    rc = ferry_buf_append(out, ", \"devices\": ", 13);
+    if (rc == 0)
+      rc = ferry_tracker_encode_string(out, devices);
+  }
+  if (rc == 0)
+    rc = ferry_buf_append(out, "}]", 2);
   if (rc)
     out->len = mark;
   return rc;

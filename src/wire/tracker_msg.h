@@ -135,6 +135,13 @@ int ferry_tracker_encode_put(ferry_buf *out, const char *key, int port,
 int ferry_tracker_encode_update_info(ferry_buf *out, const char *info_key,
                                      const char *custom_addr, int port,
                                      int port_as_string) FERRY_MUST_CHECK;
+/* The same with a "devices" field after "addr" (ferry's servers: the
+ * devices they serve, e.g. "cpu, opencl:0 (NAME)"); NULL leaves it out.
+ * TVM's tracker keeps unknown info fields and shows them in its summary. */
+int ferry_tracker_encode_update_info_devices(ferry_buf *out, const char *info_key,
+                                             const char *custom_addr, int port,
+                                             int port_as_string,
+                                             const char *devices) FERRY_MUST_CHECK;
 /* [4, "key", "user", priority] */
 int ferry_tracker_encode_request(ferry_buf *out, const char *key,
                                  const char *user,

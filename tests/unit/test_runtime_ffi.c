@@ -310,7 +310,7 @@ static void calls_back_into_ferry(void **state) {
   expect_int(fx, m, "call_global", cg, 3, 42);
   expect_int(fx, m, "call_global", cg, 3, 42); /* cached handle */
   ferry_value cgerr[3] = {str("add_i64"), f64(1), i64(2)};
-  expect_error(fx, m, "call_global", cgerr, 3, FERRY_EREMOTE, "add_i64 expects two ints");
+  expect_error(fx, m, "call_global", cgerr, 3, FERRY_EREMOTE, "TVMError: add_i64 expects two ints");
   ferry_value missing[3] = {str("no.such.global"), i64(1), i64(2)};
   expect_error(fx, m, "call_global", missing, 3, FERRY_EREMOTE,
                "Cannot find function no.such.global in the imported modules or global registry");

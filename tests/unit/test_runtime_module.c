@@ -149,7 +149,7 @@ static void testlib_calls(void **state) {
   ferry_call_close(&c);
   ferry_value wrong[2] = {f64(1), i64(2)};
   assert_int_equal(call(fx, add, wrong, 2, &c), FERRY_EREMOTE);
-  assert_string_equal(fx->err.msg, "add_i64 expects two ints");
+  assert_string_equal(fx->err.msg, "TVMError: add_i64 expects two ints");
   ferry_call_close(&c);
   ferry_obj_release(&add->base);
 
@@ -430,7 +430,7 @@ static void parallel_and_workspace(void **state) {
 
   ferry_func *pfail = get_fn(fx, m, "pfail");
   assert_int_equal(call(fx, pfail, NULL, 0, &c), FERRY_EREMOTE);
-  assert_string_equal(fx->err.msg, "Task 0 error: lambda failed on purpose\n");
+  assert_string_equal(fx->err.msg, "TVMError: Task 0 error: lambda failed on purpose\n");
   ferry_call_close(&c);
   ferry_obj_release(&pfail->base);
 
@@ -487,7 +487,7 @@ static void time_evaluator(void **state) {
   /* A failing function aborts the measurement with its error. */
   ferry_value none[1] = {i64(1)};
   assert_int_equal(call(fx, t, none, 1, &c), FERRY_EREMOTE);
-  assert_string_equal(fx->err.msg, "expects two tensors");
+  assert_string_equal(fx->err.msg, "TVMError: expects two tensors");
   ferry_call_close(&c);
   ferry_obj_release(&t->base);
 

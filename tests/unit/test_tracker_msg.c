@@ -231,6 +231,13 @@ static void requests_python_exact(void **state) {
   assert_int_equal(ferry_tracker_encode_update_info(&b, "server:cppcpu", "h", 19220, 1), 0);
   expect_text(&b, "[5, {\"key\": \"server:cppcpu\", \"addr\": [\"h\", \"19220\"]}]");
   b.len = 0;
+  /* ferry's servers add the devices they serve (issue 12). */
+  assert_int_equal(ferry_tracker_encode_update_info_devices(&b, "server:k", NULL, 9090, 0,
+                                                            "cpu, opencl:0 (\"x\")"),
+                   0);
+  expect_text(&b, "[5, {\"key\": \"server:k\", \"addr\": [null, 9090], \"devices\": "
+                  "\"cpu, opencl:0 (\\\"x\\\")\"}]");
+  b.len = 0;
   assert_int_equal(ferry_tracker_encode_request(&b, "cpu", "", 1), 0);
   expect_text(&b, "[4, \"cpu\", \"\", 1]");
   b.len = 0;

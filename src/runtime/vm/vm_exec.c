@@ -109,19 +109,13 @@ static int exec_get_function(ferry_module *m, const char *name, ferry_func **out
 
 /* ---- loaders --------------------------------------------------------------------- */
 
-static int exec_load(ferry_rt *rt, const uint8_t *payload, size_t avail, size_t *consumed,
-                     ferry_module **out, enum ferry_relax_tags tags, ferry_err *err) {
+/* Parses and validates len bytes of executable into *out. */
+static int exec_new(ferry_rt *rt, const uint8_t *bytes, size_t len, ferry_module **out,
+                    enum ferry_relax_tags tags, ferry_err *err) {
   *out = NULL;
-  *consumed = 0;
-  if (avail < 8)
-    return ferry_err_set(err, FERRY_EPROTO, "relax.VMExecutable: the length is truncated");
-  uint64_t unvalidated_len = get_le64(payload);
-  if (unvalidated_len > FERRY_RELAX_MAX_BYTES || unvalidated_len > avail - 8)
-    return ferry_err_set(err, FERRY_EPROTO,
-                         "relax.VMExecutable: length %llu is more than the %zu bytes left in "
-                         "the library",
-                         (unsigned long long)unvalidated_len, avail - 8);
-  size_t len = (size_t)unvalidated_len;
+  if (len > FERRY_RELAX_MAX_BYTES)
+    return ferry_err_set(err, FERRY_EPROTO, "relax.VMExecutable: %zu bytes, over the %llu-byte "
+                         "ceiling", len, (unsigned long long)FERRY_RELAX_MAX_BYTES);
   ferry_vm_exec *e = calloc(1, sizeof *e);
   if (e == NULL || (e->bytes = malloc(len ? len : 1)) == NULL) {
     free(e);
@@ -132,7 +126,7 @@ static int exec_load(ferry_rt *rt, const uint8_t *payload, size_t avail, size_t 
   e->mod.get_function = exec_get_function;
   e->rt = rt;
   e->ffi = tags == FERRY_RELAX_TAGS_FFI;
-  memcpy(e->bytes, payload + 8, len);
+  memcpy(e->bytes, bytes, len);
   e->len = len;
   char why[FERRY_RELAX_ERR_MAX];
   int rc = ferry_relax_exec_parse(&e->ex, e->bytes, len, tags, why, sizeof why);
@@ -153,17 +147,40 @@ static int exec_load(ferry_rt *rt, const uint8_t *payload, size_t avail, size_t 
       ferry_obj_release(&e->mod.base);
       return rc;
     }
-  *consumed = 8 + len;
   *out = &e->mod;
   return FERRY_OK;
 }
 
+/* A classic __tvm_dev_mblob holds the executable as a string: u64 length,
+ * then the bytes. */
+static int exec_load_prefixed(ferry_rt *rt, const uint8_t *payload, size_t avail,
+                              size_t *consumed, ferry_module **out, enum ferry_relax_tags tags,
+                              ferry_err *err) {
+  *out = NULL;
+  *consumed = 0;
+  if (avail < 8)
+    return ferry_err_set(err, FERRY_EPROTO, "relax.VMExecutable: the length is truncated");
+  uint64_t unvalidated_len = get_le64(payload);
+  if (unvalidated_len > FERRY_RELAX_MAX_BYTES || unvalidated_len > avail - 8)
+    return ferry_err_set(err, FERRY_EPROTO,
+                         "relax.VMExecutable: length %llu is more than the %zu bytes left in "
+                         "the library",
+                         (unsigned long long)unvalidated_len, avail - 8);
+  int rc = exec_new(rt, payload + 8, (size_t)unvalidated_len, out, tags, err);
+  if (rc == FERRY_OK)
+    *consumed = 8 + (size_t)unvalidated_len;
+  return rc;
+}
+
 int ferry_vm_exec_load_classic(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
                                size_t *consumed, ferry_module **out, ferry_err *err) {
-  return exec_load(rt, payload, payload_avail, consumed, out, FERRY_RELAX_TAGS_CLASSIC, err);
+  return exec_load_prefixed(rt, payload, payload_avail, consumed, out, FERRY_RELAX_TAGS_CLASSIC,
+                            err);
 }
 
 int ferry_vm_exec_load_ffi(ferry_rt *rt, const uint8_t *payload, size_t payload_avail,
                            size_t *consumed, ferry_module **out, ferry_err *err) {
-  return exec_load(rt, payload, payload_avail, consumed, out, FERRY_RELAX_TAGS_FFI, err);
+  int rc = exec_new(rt, payload, payload_avail, out, FERRY_RELAX_TAGS_FFI, err);
+  *consumed = rc == FERRY_OK ? payload_avail : 0;
+  return rc;
 }

@@ -1,4 +1,5 @@
-/* The CPU device API and the session's table of live allocations.
+/* The CPU device (ferry_device_cpu) and the session's table of live
+ * host allocations.
  *
  * Every buffer handed to the client (kDevAllocData, tensor storage, NDArray
  * data) is recorded in a table sorted by address, so that a data pointer
@@ -6,11 +7,13 @@
  * anything dereferences it.  Lookups are O(log n); insertions and removals
  * O(n) memmove, which is fine for the few thousand buffers a session holds. */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/rt_internal.h"
+#include "runtime/device/device.h"
 
 uint64_t ferry_rt_max_memory(const ferry_rt *rt) {
   return rt->max_total;
@@ -65,13 +68,10 @@ static int table_insert(ferry_rt *rt, void *ptr, uint64_t size, ferry_err *err) 
   return FERRY_OK;
 }
 
-int ferry_rt_alloc(ferry_rt *rt, DLDevice dev, uint64_t nbytes, uint64_t align,
-                   DLDataType type_hint, void **out, ferry_err *err) {
-  (void)type_hint;
+int ferry_cpu_alloc(ferry_rt *rt, uint64_t nbytes, uint64_t align, void **out,
+                    ferry_err *err) {
   *out = NULL;
-  int rc = ferry_rt_check_device(dev, err);
-  if (rc)
-    return rc;
+  int rc;
   if (align == 0 || align < FERRY_RT_ALIGN)
     align = FERRY_RT_ALIGN;
   if (align > FERRY_RT_MAX_ALIGN || (align & (align - 1)) != 0)
@@ -106,26 +106,14 @@ int ferry_rt_alloc(ferry_rt *rt, DLDevice dev, uint64_t nbytes, uint64_t align,
   return FERRY_OK;
 }
 
-int ferry_rt_alloc_tensor(ferry_rt *rt, const DLTensor *tmpl, const char *scope, void **out,
-                          ferry_err *err) {
+static int cpu_alloc(ferry_rt *rt, int id, uint64_t nbytes, uint64_t align, const char *scope,
+                     void **out, ferry_err *err) {
+  (void)id;
   *out = NULL;
   if (scope != NULL && scope[0] != 0 && strcmp(scope, "global") != 0)
     return ferry_err_set(err, FERRY_EUNSUPPORTED,
                          "memory scope '%s' is not supported on CPU (only \"global\")", scope);
-  if (tmpl->ndim < 0 || tmpl->ndim > FERRY_MAX_NDIM)
-    return ferry_err_set(err, FERRY_ERANGE, "tensor rank %d is out of range 0..%d",
-                         (int)tmpl->ndim, FERRY_MAX_NDIM);
-  uint64_t nbytes;
-  if (ferry_tensor_nbytes(tmpl, &nbytes) != FERRY_OK)
-    return ferry_err_set(err, FERRY_ERANGE, "tensor shape is negative or its size overflows");
-  /* TVM aligns to max(64, element size); an element size that is not a
-   * power of two, or a huge vector, gets the next power of two up to the
-   * page size instead of an error. */
-  uint64_t elem = ((uint64_t)tmpl->dtype.bits / 8) * tmpl->dtype.lanes;
-  uint64_t align = FERRY_RT_ALIGN;
-  while (align < elem && align < FERRY_RT_MAX_ALIGN)
-    align *= 2;
-  return ferry_rt_alloc(rt, tmpl->device, nbytes, align, tmpl->dtype, out, err);
+  return ferry_cpu_alloc(rt, nbytes, align, out, err);
 }
 
 /* Removes ptr from the table and frees it.  allow_owned: 0 for a client's
@@ -155,10 +143,7 @@ static int rt_free(ferry_rt *rt, void *ptr, int allow_owned, ferry_err *err) {
   return FERRY_OK;
 }
 
-int ferry_rt_free(ferry_rt *rt, DLDevice dev, void *ptr, ferry_err *err) {
-  int rc = ferry_rt_check_device(dev, err);
-  return rc ? rc : rt_free(rt, ptr, 0, err);
-}
+static int cpu_free(ferry_rt *rt, void *ptr, ferry_err *err) { return rt_free(rt, ptr, 0, err); }
 
 int ferry_rt_check_range(ferry_rt *rt, const void *ptr, uint64_t nbytes, ferry_err *err) {
   uintptr_t p = (uintptr_t)ptr;
@@ -189,25 +174,16 @@ void ferry_rt_free_all(ferry_rt *rt) {
 }
 
 /* DeviceAttrKind values (spec rpc-session.md 4.6). */
-enum { ATTR_EXIST = 0, ATTR_TOTAL_GLOBAL_MEMORY = 14 };
+enum { ATTR_TOTAL_GLOBAL_MEMORY = 14 };
 
-int ferry_rt_dev_attr(ferry_rt *rt, DLDevice dev, int kind, ferry_value *out, ferry_call *storage,
-                      ferry_err *err) {
+static int cpu_attr(ferry_rt *rt, int id, int kind, ferry_value *out, ferry_call *storage,
+                    ferry_err *err) {
   (void)rt;
+  (void)id;
   (void)storage;
+  (void)err;
   out->kind = FERRY_KIND_NONE;
   out->v.i = 0;
-  if (kind == ATTR_EXIST) {
-    /* TVM answers 0 rather than an error for devices it does not know. */
-    out->kind = FERRY_KIND_INT;
-    out->v.i = dev.device_type == kDLCPU && dev.device_id >= 0;
-    return FERRY_OK;
-  }
-  int rc = ferry_rt_check_device(dev, err);
-  if (rc)
-    return rc;
-  if (kind < 0 || kind > 16)
-    return ferry_err_set(err, FERRY_EINVAL, "unknown device attribute kind %d", kind);
   if (kind == ATTR_TOTAL_GLOBAL_MEMORY) {
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     out->kind = FERRY_KIND_INT;
@@ -217,39 +193,76 @@ int ferry_rt_dev_attr(ferry_rt *rt, DLDevice dev, int kind, ferry_value *out, fe
   return FERRY_OK;
 }
 
-static int is_compact(const DLTensor *t) {
-  if (t->strides == NULL)
-    return 1;
-  int64_t expect = 1;
-  for (int i = t->ndim - 1; i >= 0; i--) {
-    if (t->shape[i] != 1 && t->strides[i] != expect)
-      return 0;
-    expect *= t->shape[i];
-  }
-  return 1;
+static int cpu_count(ferry_rt *rt) {
+  (void)rt;
+  /* TVM's CPU device accepts every id: they all name the host. */
+  return INT_MAX;
 }
 
-int ferry_rt_copy_tensor(ferry_rt *rt, const DLTensor *from, const DLTensor *to, ferry_err *err) {
+static const char *cpu_why_none(ferry_rt *rt) {
   (void)rt;
-  int rc = ferry_rt_check_device(from->device, err);
-  if (rc == FERRY_OK)
-    rc = ferry_rt_check_device(to->device, err);
-  if (rc)
-    return rc;
-  uint64_t n_from, n_to;
-  if (ferry_tensor_nbytes(from, &n_from) || ferry_tensor_nbytes(to, &n_to))
-    return ferry_err_set(err, FERRY_ERANGE, "tensor shape is negative or its size overflows");
-  if (n_from != n_to)
-    return ferry_err_set(err, FERRY_EINVAL,
-                         "copy between tensors of different sizes (%llu and %llu bytes)",
-                         (unsigned long long)n_from, (unsigned long long)n_to);
-  if (!is_compact(from) || !is_compact(to))
-    return ferry_err_set(err, FERRY_EUNSUPPORTED, "copy of non-compact tensors");
-  if (n_from)
-    memmove((char *)to->data + to->byte_offset, (const char *)from->data + from->byte_offset,
-            (size_t)n_from);
+  return "";
+}
+
+static int cpu_check(ferry_rt *rt, const void *data, uint64_t offset, uint64_t nbytes,
+                     ferry_err *err) {
+  if (offset > UINTPTR_MAX - (uintptr_t)data)
+    return ferry_err_set(err, FERRY_ERANGE, "byte offset %llu overflows the address",
+                         (unsigned long long)offset);
+  return ferry_rt_check_range(rt, (const char *)data + offset, nbytes, err);
+}
+
+static int cpu_to_host(ferry_rt *rt, const void *data, uint64_t offset, void *dst,
+                       uint64_t nbytes, ferry_err *err) {
+  (void)rt;
+  (void)err;
+  if (nbytes)
+    memcpy(dst, (const char *)data + offset, (size_t)nbytes);
   return FERRY_OK;
 }
+
+static int cpu_from_host(ferry_rt *rt, void *data, uint64_t offset, const void *src,
+                         uint64_t nbytes, ferry_err *err) {
+  (void)rt;
+  (void)err;
+  if (nbytes)
+    memcpy((char *)data + offset, src, (size_t)nbytes);
+  return FERRY_OK;
+}
+
+static int cpu_among(ferry_rt *rt, const void *from, uint64_t from_offset, void *to,
+                     uint64_t to_offset, uint64_t nbytes, ferry_err *err) {
+  (void)rt;
+  (void)err;
+  /* memmove: the client may copy a tensor onto an overlapping view. */
+  if (nbytes)
+    memmove((char *)to + to_offset, (const char *)from + from_offset, (size_t)nbytes);
+  return FERRY_OK;
+}
+
+static int cpu_sync(ferry_rt *rt, int id, ferry_err *err) {
+  (void)rt;
+  (void)id;
+  (void)err;
+  return FERRY_OK; /* CPU work is synchronous */
+}
+
+const ferry_device_api ferry_device_cpu = {
+    .name = "cpu",
+    .type = kDLCPU,
+    .count = cpu_count,
+    .why_none = cpu_why_none,
+    .attr = cpu_attr,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .check = cpu_check,
+    .to_host = cpu_to_host,
+    .from_host = cpu_from_host,
+    .among = cpu_among,
+    .sync = cpu_sync,
+    .timer_start = NULL,
+    .timer_stop = NULL,
+};
 
 /* ---- NDArray ------------------------------------------------------------- */
 
@@ -281,6 +294,14 @@ int ferry_ndarray_new(ferry_rt *rt, int ndim, const int64_t *shape, DLDataType d
   nd->tensor.shape = nd->shape_storage;
   nd->tensor.dtype = dtype;
   nd->tensor.device = dev;
+  /* NDArrays (parameters, graph executor pools) live on the host: the
+   * parts that make them read and write their memory directly. */
+  if (dev.device_type != kDLCPU) {
+    free(nd);
+    return ferry_err_set(err, FERRY_EUNSUPPORTED,
+                         "NDArray on device type %d: only CPU arrays can be created here",
+                         (int)dev.device_type);
+  }
   int rc = ferry_rt_alloc_tensor(rt, &nd->tensor, NULL, &nd->tensor.data, err);
   if (rc) {
     free(nd);
