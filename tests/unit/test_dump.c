@@ -31,7 +31,9 @@ static const char *const recordings[] = {
     "ffi/proxy-notracker/client-proxy",   "ffi/proxy-notracker/server-proxy",
     "ffi/session-errors/client-server",   "ffi/session-files/client-server",
     "ffi/session-module/client-server",   "ffi/session-tensor/client-server",
-    "ffi/tracker/tracker",
+    "ffi/tracker/tracker",                "opencl/cl-attrs/client-server",
+    "opencl/cl-errors/client-server",     "opencl/cl-kernels/client-server",
+    "opencl/cl-tensor/client-server",
 };
 
 static char *slurp(const char *path, size_t *len) {
