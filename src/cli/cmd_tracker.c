@@ -10,7 +10,7 @@
 
 int ferry_cmd_tracker(int argc, char **argv) {
   const char *host = "127.0.0.1", *stop_key = NULL, *allow_spec = NULL,
-             *allow_servers_spec = NULL;
+             *allow_servers_spec = NULL, *max_session = NULL;
   long port = 9190, port_end = 9199;
   double frame_timeout = 10;
   int silent = 0;
@@ -30,6 +30,9 @@ int ferry_cmd_tracker(int argc, char **argv) {
       {"allow-servers", FERRY_OPT_STRING, &allow_servers_spec, "CIDR[,CIDR...]",
        "accept PUT and UPDATE_INFO (server registrations) only from these networks; "
        "others get FAIL (default: from anyone)"},
+      {"max-session", FERRY_OPT_STRING, &max_session, "SECONDS|KEY=SECONDS[,...]",
+       "lease: a ferry server ends a session after this long and offers the device "
+       "again; per key, '*=S' for the other keys (default: no lease)"},
   };
   const ferry_cmd_spec spec = {
       "tracker", "[options]",
@@ -65,7 +68,8 @@ int ferry_cmd_tracker(int argc, char **argv) {
   ferry_log_set_component("tracker");
   ferry_log_set_level(silent ? FERRY_LOG_WARN : FERRY_LOG_INFO);
   ferry_tracker_opts o = {host, (int)port, (int)port_end, stop_key, 1,
-                          (int)(frame_timeout * 1000), &allow, &allow_servers};
+                          (int)(frame_timeout * 1000), &allow, &allow_servers,
+                          max_session};
   ferry_tracker *t;
   rc = ferry_tracker_new(&t, &o, err, sizeof err);
   if (rc) {

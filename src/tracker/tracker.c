@@ -110,6 +110,7 @@ static void tick_cb(uv_timer_t *tm) {
                         c->magic_done ? "frame" : "magic", t->frame_timeout_ms);
     c = next;
   }
+  ferry_tracker_farm_tick(t, now);
 }
 
 static void signal_cb(uv_signal_t *s, int signum) {
@@ -191,6 +192,19 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
   }
   ferry_buf_init(&t->scratch, FERRY_TRACKER_MAX_REPLY);
   ferry_sched_init(&t->sched, ferry_tracker_grant_cb, t);
+  ferry_farm_init(&t->farm);
+  if (opts->max_session && opts->max_session[0] &&
+      ferry_farm_parse_leases(&t->farm, opts->max_session, err, errcap) != 0) {
+    char why[200];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, errcap, "--max-session: %s", why);
+    ferry_sched_close(&t->sched);
+    ferry_buf_close(&t->scratch);
+    uv_loop_close(&t->loop);
+    close(t->listen_fd);
+    free(t);
+    return FERRY_EINVAL;
+  }
   t->sched.max_bytes = FERRY_TRACKER_MAX_STATE;
   uv_poll_init_socket(&t->loop, &t->listen_poll, t->listen_fd);
   t->listen_poll.data = t;
@@ -233,6 +247,7 @@ void ferry_tracker_free(ferry_tracker *t) {
     ferry_warn("event loop still had handles at exit");
   close(t->listen_fd);
   ferry_sched_close(&t->sched);
+  ferry_farm_close(&t->farm);
   ferry_buf_close(&t->scratch);
   ferry_info("tracker stopped; %llu grants served", (unsigned long long)t->sched.grants);
   free(t);

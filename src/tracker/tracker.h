@@ -24,6 +24,9 @@ typedef struct ferry_tracker_opts {
    * PUT and UPDATE_INFO are answered FAIL (-1). */
   const ferry_allow *allow;
   const ferry_allow *allow_servers;
+  /* Leases: "SECONDS" or "KEY=SECONDS[,...]" ("*=S" for the rest); NULL
+   * or empty = none.  A ferry server ends a session past its lease. */
+  const char *max_session;
 } ferry_tracker_opts;
 
 typedef struct ferry_tracker ferry_tracker;

@@ -1,0 +1,148 @@
+/* ferry's optional additions to the tracker protocol (docs/internals/
+ * farm.md): session reports inside UPDATE_INFO, a REQUEST deadline, the
+ * DRAIN request and the refusal of an expired REQUEST.  Everything here is
+ * optional on the wire: TVM's tracker merges a report into the server's
+ * info and reads only the first four elements of a REQUEST, and ferry's
+ * tools send the codes of their own only to a ferry tracker. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire/tracker_json.h"
+#include "wire/tracker_msg.h"
+
+/* Copies the string entry `name` of o into *out (NULL if absent); 0, or a
+ * reason why the entry is unusable. */
+static const char *take_string(const json_t *o, const char *name, size_t max,
+                               char **out) {
+  json_t *v = json_object_get(o, name);
+  if (!v)
+    return NULL;
+  if (!json_is_string(v))
+    return "must be a string";
+  int rc = 0;
+  *out = ferry_tracker_json_strdup(v, max, &rc);
+  return rc == FERRY_ETOOBIG ? "is too long" : rc ? "cannot be copied" : NULL;
+}
+
+int ferry_tracker_report_decode_json(const json_t *o, ferry_tracker_report *r) {
+  memset(r, 0, sizeof *r);
+  /* A malformed report is not a malformed message: the tracker refuses
+   * the report (FAIL) and keeps the server's connection and offers. */
+  const char *why = NULL, *field = "";
+  json_t *ev = json_object_get(o, "event"), *n = json_object_get(o, "n"),
+         *hf = json_object_get(o, "health_failures");
+  if (!json_is_object(o)) {
+    why = "must be an object";
+  } else if (!json_is_string(ev) || (strcmp(json_string_value(ev), "start") != 0 &&
+                                     strcmp(json_string_value(ev), "end") != 0)) {
+    field = "event", why = "must be \"start\" or \"end\"";
+  } else if (!json_is_integer(n) || json_integer_value(n) < 1) {
+    field = "n", why = "must be an integer >= 1";
+  } else if (hf && (!json_is_integer(hf) || json_integer_value(hf) < 0 ||
+                    json_integer_value(hf) > 1000000)) {
+    field = "health_failures", why = "must be an integer in [0, 1000000]";
+  } else if ((why = take_string(o, "matchkey", FERRY_TRACKER_MAX_KEY, &r->matchkey)) != NULL) {
+    field = "matchkey";
+  } else if (!r->matchkey) {
+    field = "matchkey", why = "is missing";
+  } else if ((why = take_string(o, "outcome", FERRY_TRACKER_MAX_OUTCOME, &r->outcome)) != NULL) {
+    field = "outcome";
+  } else if ((why = take_string(o, "health", FERRY_TRACKER_MAX_OUTCOME, &r->health)) != NULL) {
+    field = "health";
+  }
+  if (why) {
+    free(r->matchkey);
+    free(r->outcome);
+    free(r->health);
+    memset(r, 0, sizeof *r);
+    ferry_tracker_json_errf(r->bad, sizeof r->bad, "ferry_session%s%s %s", field[0] ? "." : "",
+                            field, why);
+    r->event = -1;
+    return 0;
+  }
+  r->event = strcmp(json_string_value(ev), "start") == 0 ? FERRY_SESSION_START
+                                                         : FERRY_SESSION_END;
+  r->n = (long long)json_integer_value(n);
+  r->health_failures = hf ? (int)json_integer_value(hf) : 0;
+  return 0;
+}
+
+void ferry_tracker_report_close(ferry_tracker_report *r) {
+  free(r->matchkey);
+  free(r->outcome);
+  free(r->health);
+  memset(r, 0, sizeof *r);
+}
+
+int ferry_tracker_encode_request_deadline(ferry_buf *out, const char *key,
+                                          const char *user, int priority,
+                                          double deadline_s) {
+  size_t mark = out->len;
+  int rc = ferry_tracker_encode_request(out, key, user, priority);
+  if (rc == 0 && deadline_s > 0) {
+    char num[40];
+    ferry_tracker_json_real(num, deadline_s);
+    out->len--; /* the closing ']' */
+    rc = ferry_buf_printf(out, ", {\"deadline\": %s}]", num);
+  }
+  if (rc)
+    out->len = mark;
+  return rc;
+}
+
+int ferry_tracker_encode_report(ferry_buf *out, int event, long long n,
+                                const char *matchkey, const char *outcome,
+                                int health_failures, const char *health) {
+  size_t mark = out->len;
+  int rc = ferry_buf_printf(out, "[5, {\"ferry_session\": {\"event\": \"%s\", \"n\": %lld, "
+                                 "\"matchkey\": ",
+                            event == FERRY_SESSION_START ? "start" : "end", n);
+  if (rc == 0)
+    rc = ferry_tracker_encode_string(out, matchkey);
+  if (rc == 0 && outcome) {
+    rc = ferry_buf_append(out, ", \"outcome\": ", 13);
+    if (rc == 0)
+      rc = ferry_tracker_encode_string(out, outcome);
+  }
+  if (rc == 0)
+    rc = ferry_buf_printf(out, ", \"health_failures\": %d", health_failures);
+  if (rc == 0 && health) {
+    rc = ferry_buf_append(out, ", \"health\": ", 12);
+    if (rc == 0)
+      rc = ferry_tracker_encode_string(out, health);
+  }
+  if (rc == 0)
+    rc = ferry_buf_append(out, "}}]", 3);
+  if (rc)
+    out->len = mark;
+  return rc;
+}
+
+int ferry_tracker_encode_drain(ferry_buf *out, const char *target,
+                               const char *stop_key, int undrain) {
+  size_t mark = out->len;
+  int rc = ferry_buf_printf(out, "[%d, ", FERRY_TRACKER_FARM_DRAIN);
+  if (rc == 0)
+    rc = ferry_tracker_encode_string(out, target);
+  if (rc == 0)
+    rc = ferry_buf_append(out, ", ", 2);
+  if (rc == 0)
+    rc = ferry_tracker_encode_string(out, stop_key ? stop_key : "");
+  if (rc == 0)
+    rc = ferry_buf_printf(out, ", %d]", undrain ? 1 : 0);
+  if (rc)
+    out->len = mark;
+  return rc;
+}
+
+int ferry_tracker_encode_refusal(ferry_buf *out, const char *msg) {
+  size_t mark = out->len;
+  int rc = ferry_buf_append(out, "[-1, ", 5);
+  if (rc == 0)
+    rc = ferry_tracker_encode_string(out, msg);
+  if (rc == 0)
+    rc = ferry_buf_append(out, "]", 1);
+  if (rc)
+    out->len = mark;
+  return rc;
+}
