@@ -77,6 +77,9 @@ typedef struct server_tracker {
   int offered;              /* the current key was PUT on this link */
   int failures;             /* consecutive failed connects (log throttling) */
   int healthy;              /* a poll succeeded on this link */
+  char reported_key[SERVER_MAX_KEY]; /* the running session's match key,
+                                        "" when no report is due */
+  int start_reported;       /* the tracker took its start report */
 } server_tracker;
 
 enum server_proxy_state {
@@ -170,6 +173,9 @@ void server_tracker_readable(ferry_server *s);
 void server_tracker_session_done(ferry_server *s);
 /* A session started: the current key is spent. */
 void server_tracker_session_started(ferry_server *s);
+/* Reports a session start or end (FERRY_SESSION_*) to a ferry tracker;
+ * returns the lease it grants in seconds (0: none). */
+double server_tracker_report(ferry_server *s, int event, const char *outcome);
 void server_tracker_close(ferry_server *s);
 /* Sets a fresh "<key>:<random>" match key (or the device key). */
 void server_tracker_new_matchkey(ferry_server *s);

@@ -228,14 +228,60 @@ void server_tracker_readable(ferry_server *s) {
 }
 
 void server_tracker_session_started(ferry_server *s) {
-  if (s->cfg->tracker_host && !s->cfg->through_proxy)
+  if (s->cfg->tracker_host && !s->cfg->through_proxy) {
+    /* The key this session's client presented, for its report. */
+    snprintf(s->tracker.reported_key, sizeof s->tracker.reported_key, "%s",
+             s->has_matchkey ? s->matchkey : "");
     s->has_matchkey = 0; /* a match key serves one session */
+  }
 }
 
 void server_tracker_session_done(ferry_server *s) {
   if (s->tracker.state == SERVER_TRACKER_OFF || s->stopping)
     return;
   s->tracker.need_put = 1;
+}
+
+/* Tells the tracker that a session started or ended (docs/internals/
+ * farm.md): an UPDATE_INFO whose only entry is "ferry_session", which
+ * ferry's tracker takes out and TVM's merges and ignores.  The reply is a
+ * status: ferry's tracker answers a start with the lease of the device's
+ * key in seconds (0: none), TVM's with 0; -1 means the report was refused
+ * (logged there; nothing changes here).  Returns the lease or 0.  A lost
+ * link is left to the next tick, as for a failed poll. */
+double server_tracker_report(ferry_server *s, int event, const char *outcome) {
+  server_tracker *t = &s->tracker;
+  if (t->state != SERVER_TRACKER_UP || !t->reported_key[0] ||
+      (event == FERRY_SESSION_END && !t->start_reported)) {
+    t->reported_key[0] = 0;
+    return 0;
+  }
+  ferry_buf b;
+  ferry_buf_init(&b, FERRY_TRACKER_MAX_FRAME);
+  char err[256] = "";
+  int rc = ferry_tracker_encode_report(&b, event, (long long)s->sess.id, t->reported_key,
+                                       outcome, 0, NULL);
+  if (rc == 0)
+    rc = ferry_tracker_link_call(&t->link, b.data, b.len, TRACKER_REPLY_MS, err, sizeof err);
+  ferry_buf_close(&b);
+  int status = 0;
+  if (rc == 0)
+    rc = ferry_tracker_decode_status(t->link.reply.data, t->link.reply.len, &status, err,
+                                     sizeof err);
+  if (event == FERRY_SESSION_END)
+    t->reported_key[0] = 0;
+  t->start_reported = event == FERRY_SESSION_START && rc == 0 && status >= 0;
+  if (rc) {
+    ferry_warn("tracker session report: %s", err[0] ? err : ferry_strerror(rc));
+    drop_link(s, "no answer to a session report");
+    return 0;
+  }
+  if (status < 0) {
+    ferry_warn("the tracker refused the report of session %llu",
+               (unsigned long long)s->sess.id);
+    return 0;
+  }
+  return status;
 }
 
 void server_tracker_close(ferry_server *s) {

@@ -146,3 +146,87 @@ int ferry_tracker_encode_refusal(ferry_buf *out, const char *msg) {
     out->len = mark;
   return rc;
 }
+
+/* ---- the FARM_STATUS reply, for ferry query --long ---------------------- */
+
+static char *dup_field(const json_t *o, const char *name, int *rc) {
+  json_t *v = json_object_get(o, name);
+  if (!json_is_string(v))
+    return NULL;
+  return ferry_tracker_json_strdup(v, FERRY_TRACKER_MAX_KEY, rc);
+}
+
+static double num_field(const json_t *o, const char *name) {
+  json_t *v = json_object_get(o, name);
+  return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+void ferry_farm_status_close(ferry_farm_status *st) {
+  for (size_t i = 0; i < st->ndevices; i++) {
+    ferry_farm_status_device *d = &st->devices[i];
+    free(d->key), free(d->addr), free(d->state), free(d->user), free(d->host),
+        free(d->health);
+  }
+  for (size_t i = 0; i < st->nwaiting; i++)
+    free(st->waiting[i].key), free(st->waiting[i].user);
+  free(st->devices);
+  free(st->waiting);
+  memset(st, 0, sizeof *st);
+}
+
+int ferry_farm_status_decode(const uint8_t *body, size_t len, ferry_farm_status *st,
+                             char *err, size_t errcap) {
+  memset(st, 0, sizeof *st);
+  json_t *o = ferry_tracker_json_parse(body, len, err, errcap);
+  if (!o)
+    return FERRY_EPROTO;
+  json_t *devs = json_object_get(o, "devices"), *wait = json_object_get(o, "waiting");
+  int rc = 0;
+  if (!json_is_object(o) || !json_is_array(devs) || !json_is_array(wait) ||
+      json_array_size(devs) > FERRY_TRACKER_MAX_LIST ||
+      json_array_size(wait) > FERRY_TRACKER_MAX_LIST) {
+    ferry_tracker_json_errf(err, errcap, "not a farm status ({\"devices\": [...], ...})");
+    rc = FERRY_EPROTO;
+    goto out;
+  }
+  st->devices = calloc(json_array_size(devs) + 1, sizeof *st->devices);
+  st->waiting = calloc(json_array_size(wait) + 1, sizeof *st->waiting);
+  if (!st->devices || !st->waiting) {
+    rc = FERRY_ENOMEM;
+    goto out;
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(devs, i, v) {
+    ferry_farm_status_device *d = &st->devices[st->ndevices++];
+    d->key = dup_field(v, "key", &rc);
+    d->addr = dup_field(v, "addr", &rc);
+    d->state = dup_field(v, "state", &rc);
+    d->user = dup_field(v, "user", &rc);
+    d->host = dup_field(v, "host", &rc);
+    d->health = dup_field(v, "health", &rc);
+    d->since = num_field(v, "since");
+    d->session = (long long)num_field(v, "session");
+    d->lease_left = num_field(v, "lease_left");
+    if (!d->key || !d->state) {
+      ferry_tracker_json_errf(err, errcap, "a device needs a key and a state");
+      rc = rc ? rc : FERRY_EPROTO;
+    }
+  }
+  json_array_foreach(wait, i, v) {
+    ferry_farm_status_wait *w = &st->waiting[st->nwaiting++];
+    w->key = dup_field(v, "key", &rc);
+    w->user = dup_field(v, "user", &rc);
+    w->position = (long long)num_field(v, "position");
+    w->wait = num_field(v, "wait");
+    if (!w->key) {
+      ferry_tracker_json_errf(err, errcap, "a waiting request needs a key");
+      rc = rc ? rc : FERRY_EPROTO;
+    }
+  }
+out:
+  json_decref(o);
+  if (rc)
+    ferry_farm_status_close(st);
+  return rc;
+}

@@ -242,4 +242,35 @@ int ferry_tracker_decode_summary(const uint8_t *body, size_t len,
                                  size_t errcap) FERRY_MUST_CHECK;
 void ferry_tracker_summary_close(ferry_tracker_summary *s);
 
+/* ---- ferry's FARM_STATUS reply (tracker_farm.c) ------------------------ */
+
+typedef struct ferry_farm_status_device {
+  char *key, *addr, *state; /* state: "free", "in use", "starting", ... */
+  char *user, *host;        /* holder, NULL when not in use */
+  char *health;             /* last self-test failure, NULL if none */
+  double since;             /* unix seconds; 0 unknown */
+  long long session;        /* reported session number; 0: none reported */
+  double lease_left;        /* seconds; 0: no lease */
+} ferry_farm_status_device;
+
+typedef struct ferry_farm_status_wait {
+  char *key, *user;
+  long long position; /* 1: next */
+  double wait;        /* seconds so far */
+} ferry_farm_status_wait;
+
+typedef struct ferry_farm_status {
+  ferry_farm_status_device *devices;
+  size_t ndevices;
+  ferry_farm_status_wait *waiting;
+  size_t nwaiting;
+} ferry_farm_status;
+
+/* The JSON object a ferry tracker answers [100] with.  Unknown entries
+ * are ignored; at most FERRY_TRACKER_MAX_LIST devices and waiting
+ * requests. */
+int ferry_farm_status_decode(const uint8_t *body, size_t len, ferry_farm_status *st,
+                             char *err, size_t errcap) FERRY_MUST_CHECK;
+void ferry_farm_status_close(ferry_farm_status *st);
+
 #endif

@@ -1,0 +1,163 @@
+"""The farm (issue 13, docs/internals/farm.md): real ferry tracker and
+server processes on 127.0.0.1.  A session's holder appears in the
+tracker's device table and in `ferry query --long` and vanishes when the
+device is offered again; a lease ends a session; a queued request's
+deadline gives a clear error; bad session reports are refused while the
+tracker keeps granting; a server that sends no reports (TVM's) shows
+"in use (unknown holder)"."""
+import re
+import time
+
+from conftest import TrackerConn, run_ferry
+from test_server import CODE_SUCCESS, handshake, wait_child, wait_until
+from test_server_tracker import free_count, request
+
+
+def farm(tport):
+    t = TrackerConn(tport)
+    try:
+        return t.call([100])
+    finally:
+        t.close()
+
+
+def device(tport, key):
+    devs = [d for d in farm(tport)["devices"] if d["key"] == key]
+    return devs[0] if devs else None
+
+
+def start(spawn, tmp_path, *tracker_args, key="cpu"):
+    tr = spawn("tracker", "--host", "127.0.0.1", "--port", "0", *tracker_args)
+    srv = spawn("server", "--port", "0", "--key", key, "--tracker",
+                "127.0.0.1:%d" % tr.port, "--work-dir", str(tmp_path / "work"))
+    assert wait_until(lambda: free_count(tr.port, key) == 1, 10.0), srv.log()
+    return tr, srv
+
+
+def test_holder_appears_and_vanishes(spawn, tmp_path):
+    tr, srv = start(spawn, tmp_path)
+    assert device(tr.port, "cpu")["state"] == "free"
+    t = TrackerConn(tr.port)
+    reply = t.call([4, "cpu", "alice@lab", 1])
+    assert reply[0] == 0
+    mk = reply[1][2]
+    # Granted, before the session: in use by the requester.
+    d = device(tr.port, "cpu")
+    assert d["state"] == "in use" and d["user"] == "alice@lab" and d["session"] == 0
+    s, code, _ = handshake(reply[1][1], "client:" + mk)
+    assert code == CODE_SUCCESS
+    wait_child(srv)
+    assert wait_until(lambda: device(tr.port, "cpu")["session"] == 1, 5.0)
+    d = device(tr.port, "cpu")
+    assert d["state"] == "in use" and d["user"] == "alice@lab" and d["host"] == "127.0.0.1"
+    q = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), "--long",
+                  timeout=20)
+    assert q.returncode == 0, q.stderr
+    assert re.search(r"cpu\s+in use by alice@lab since \d\d:\d\d:\d\d \(session 1\)",
+                     q.stdout), q.stdout
+    # The plain table is TVM's layout, unchanged.
+    plain = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), timeout=20)
+    assert "Device Status" not in plain.stdout and "Queue Status" in plain.stdout
+    s.close()
+    assert wait_until(lambda: device(tr.port, "cpu")["state"] == "free", 5.0)
+    st = farm(tr.port)
+    assert "user" not in st["devices"][0]
+    assert [(h["user"], h["session"]) for h in st["history"]] == [("alice@lab", 1)]
+    assert st["sessions_started"] == 1 and st["sessions_ended"] == 1
+    q = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), "--long",
+                  timeout=20)
+    assert re.search(r"cpu\s+free", q.stdout), q.stdout
+    t.close()
+
+
+def test_lease_ends_the_session(spawn, tmp_path):
+    tr, srv = start(spawn, tmp_path, "--max-session", "cpu=1,*=1000")
+    t, (_, port, mk) = request(tr.port, "cpu")
+    s, code, _ = handshake(port, "client:" + mk)
+    assert code == CODE_SUCCESS
+    assert wait_until(lambda: device(tr.port, "cpu")["session"] == 1, 5.0)
+    assert 0 < device(tr.port, "cpu")["lease_left"] <= 1
+    # The server ends it at the lease and offers the device again.
+    assert wait_until(lambda: device(tr.port, "cpu")["state"] == "free", 10.0), srv.log()
+    hist = farm(tr.port)["history"]
+    assert len(hist) == 1 and hist[0]["outcome"] != "ok", hist
+    s.close()
+    t.close()
+
+
+def test_request_deadline(spawn, tmp_path):
+    tr = spawn("tracker", "--host", "127.0.0.1", "--port", "0")
+    t = TrackerConn(tr.port)
+    t.send([4, "nothing", "bob", 0, {"deadline": 1}])
+    other = TrackerConn(tr.port)
+    other.send([4, "nothing", "carol", 0])
+    assert wait_until(lambda: len(farm(tr.port)["waiting"]) == 2, 5.0)
+    w = farm(tr.port)["waiting"]
+    assert [(x["user"], x["position"]) for x in w] == [("bob", 1), ("carol", 2)]
+    reply = t.recv()
+    assert reply[0] == -1 and "deadline" in reply[1] and "nothing" in reply[1]
+    assert [x["user"] for x in farm(tr.port)["waiting"]] == ["carol"]
+    # Malformed options are malformed input: that peer is closed.
+    bad = TrackerConn(tr.port)
+    bad.send([4, "k", "u", 0, {"deadline": -3}])
+    assert bad.sock.recv(1) == b""
+    tr.wait_for(r"REQUEST options")
+    t.close()
+    other.close()
+
+
+def test_tvm_style_server_and_bad_reports(spawn, tmp_path):
+    tr = spawn("tracker", "--host", "127.0.0.1", "--port", "0")
+    # A server that sends what TVM's does, and no reports.
+    srv = TrackerConn(tr.port)
+    assert srv.call([5, {"key": "server:tvm", "addr": [None, 9091]}]) == 0
+    assert device(tr.port, "tvm")["state"] == "starting"
+    assert srv.call([3, "tvm", [9091, "tvm:abc"], None]) == 0
+    assert device(tr.port, "tvm")["state"] == "free"
+    c = TrackerConn(tr.port)
+    assert c.call([4, "tvm", "", 0])[0] == 0
+    q = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), "--long",
+                  timeout=20)
+    assert re.search(r"tvm\s+in use \(unknown holder\)", q.stdout), q.stdout
+    # Bad reports: refused (FAIL), logged, the server keeps its link.
+    assert srv.call([5, {"ferry_session": {"event": "bogus", "n": 1, "matchkey": "x"}}]) == -1
+    tr.wait_for(r"session report from .* refused: ferry_session\.event")
+    assert srv.call([5, {"ferry_session": {"event": "start", "n": 1,
+                                           "matchkey": "not-granted"}}]) == -1
+    tr.wait_for(r"refused: session 1: no device of this server was granted")
+    # Another peer cannot report on this server's device.
+    other = TrackerConn(tr.port)
+    assert other.call([5, {"ferry_session": {"event": "start", "n": 1,
+                                             "matchkey": "tvm:abc"}}]) == -1
+    # A forged user with control characters is shown as '?'.
+    assert srv.call([3, "tvm", [9091, "tvm:def"], None]) == 0
+    assert c.call([4, "tvm", "eve\x1b[2J", 0])[0] == 0
+    assert device(tr.port, "tvm")["user"] == "?"
+    tr.wait_for(r"its user is not printable")
+    # The tracker keeps granting.
+    assert srv.call([3, "tvm", [9091, "tvm:ghi"], None]) == 0
+    assert c.call([4, "tvm", "", 0])[0] == 0
+    for x in (srv, c, other):
+        x.close()
+
+
+def test_drain(spawn, tmp_path):
+    tr, srv = start(spawn, tmp_path, "--stop-key", "s3cret")
+    t = TrackerConn(tr.port)
+    assert t.call([101, "cpu", "wrong", 0]) == -1
+    assert t.call([101, "cpu", "s3cret", 0]) == 1
+    assert device(tr.port, "cpu")["state"] == "drained"
+    # A drained device is not handed out; undrained, it is.
+    c = TrackerConn(tr.port)
+    c.send([4, "cpu", "", 0])
+    c.sock.settimeout(1.0)
+    try:
+        c.sock.recv(1)
+        assert False, "a drained device was granted"
+    except OSError:
+        pass
+    assert t.call([101, "cpu", "s3cret", 1]) == 1
+    c.sock.settimeout(5.0)
+    assert c.recv()[0] == 0
+    t.close()
+    c.close()
