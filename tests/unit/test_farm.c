@@ -1,0 +1,216 @@
+/* The farm's pure logic (src/tracker/farm.c) and the scheduler's farm
+ * additions: states, holders, reports, leases, history, user names,
+ * deadlines, holds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tracker/farm.h"
+#include "tracker/scheduler.h"
+
+static int owner_a, owner_b;
+
+static void test_states_and_holder(void **st) {
+  (void)st;
+  ferry_farm f;
+  ferry_farm_init(&f);
+  ferry_farm_device *d = ferry_farm_device_get(&f, &owner_a, "cpu");
+  assert_non_null(d);
+  assert_ptr_equal(ferry_farm_device_get(&f, &owner_a, "cpu"), d);
+  assert_int_equal(ferry_farm_state_of(d, 0), FERRY_FARM_STARTING);
+  ferry_farm_offered(d);
+  assert_int_equal(ferry_farm_state_of(d, 1), FERRY_FARM_FREE);
+  assert_int_equal(ferry_farm_granted(d, "cpu:1", "alice", "10.0.0.2", 1000), 0);
+  assert_int_equal(ferry_farm_state_of(d, 0), FERRY_FARM_IN_USE);
+  double lease;
+  char err[160];
+  assert_int_equal(ferry_farm_report(&f, &owner_a, 1, 7, "cpu:1", NULL, 2000, &lease, err,
+                                     sizeof err), 0);
+  assert_true(lease == 0);
+  assert_int_equal(d->session, 7);
+  assert_int_equal(ferry_farm_report(&f, &owner_a, 2, 7, "cpu:1", "ok", 5000, &lease, err,
+                                     sizeof err), 0);
+  /* Between the end and the next PUT it stays in use, never missing. */
+  assert_int_equal(ferry_farm_state_of(d, 0), FERRY_FARM_IN_USE);
+  assert_int_equal(f.nhistory, 1);
+  const ferry_farm_record *r = ferry_farm_history_at(&f, 0);
+  assert_string_equal(r->user, "alice");
+  assert_int_equal(r->start_ms, 2000);
+  assert_int_equal(r->end_ms, 5000);
+  ferry_farm_offered(d);
+  assert_int_equal(ferry_farm_state_of(d, 1), FERRY_FARM_FREE);
+  assert_string_equal(d->user, "");
+  d->drained = 1;
+  assert_int_equal(ferry_farm_state_of(d, 1), FERRY_FARM_DRAINED);
+  d->health_failures = 3;
+  assert_int_equal(ferry_farm_state_of(d, 1), FERRY_FARM_OFFLINE);
+  ferry_farm_forget(&f, &owner_a);
+  assert_int_equal(f.ndevices, 0);
+  ferry_farm_close(&f);
+}
+
+static void test_reports_refused(void **st) {
+  (void)st;
+  ferry_farm f;
+  ferry_farm_init(&f);
+  ferry_farm_device *d = ferry_farm_device_get(&f, &owner_a, "cpu");
+  assert_int_equal(ferry_farm_granted(d, "cpu:1", "", "h", 1), 0);
+  double lease;
+  char err[160];
+  /* Another owner, an unknown key, an end without a start. */
+  assert_int_equal(ferry_farm_report(&f, &owner_b, 1, 1, "cpu:1", NULL, 2, &lease, err,
+                                     sizeof err), FERRY_EINVAL);
+  assert_int_equal(ferry_farm_report(&f, &owner_a, 1, 1, "cpu:2", NULL, 2, &lease, err,
+                                     sizeof err), FERRY_EINVAL);
+  assert_int_equal(ferry_farm_report(&f, &owner_a, 2, 1, "cpu:1", "ok", 2, &lease, err,
+                                     sizeof err), FERRY_EINVAL);
+  assert_int_equal(f.reports_refused, 3);
+  assert_int_equal(d->session, 0);
+  ferry_farm_close(&f);
+}
+
+static void test_leases(void **st) {
+  (void)st;
+  ferry_farm f;
+  ferry_farm_init(&f);
+  char err[160];
+  assert_int_equal(ferry_farm_parse_leases(&f, "cpu=30,*=600", err, sizeof err), 0);
+  assert_true(ferry_farm_lease_for(&f, "cpu") == 30);
+  assert_true(ferry_farm_lease_for(&f, "gpu") == 600);
+  assert_int_equal(ferry_farm_parse_leases(&f, "45", err, sizeof err), 0);
+  assert_true(ferry_farm_lease_for(&f, "x") == 45);
+  assert_int_equal(ferry_farm_parse_leases(&f, "cpu=-1", err, sizeof err), FERRY_EINVAL);
+  assert_int_equal(ferry_farm_parse_leases(&f, "=5", err, sizeof err), FERRY_EINVAL);
+  assert_int_equal(ferry_farm_parse_leases(&f, "cpu=abc", err, sizeof err), FERRY_EINVAL);
+  assert_true(ferry_farm_lease_for(&f, "x") == 45); /* unchanged after errors */
+  ferry_farm_device *d = ferry_farm_device_get(&f, &owner_a, "cpu");
+  assert_int_equal(ferry_farm_granted(d, "m", "", "h", 0), 0);
+  double lease;
+  assert_int_equal(ferry_farm_report(&f, &owner_a, 1, 1, "m", NULL, 1000, &lease, err,
+                                     sizeof err), 0);
+  assert_true(lease == 45);
+  assert_int_equal(d->lease_end_ms, 46000);
+  ferry_farm_close(&f);
+}
+
+static void test_history_ring(void **st) {
+  (void)st;
+  ferry_farm f;
+  ferry_farm_init(&f);
+  ferry_farm_device *d = ferry_farm_device_get(&f, &owner_a, "cpu");
+  double lease;
+  char err[160];
+  for (int i = 1; i <= FERRY_FARM_HISTORY + 5; i++) {
+    assert_int_equal(ferry_farm_granted(d, "m", "", "h", i), 0);
+    assert_int_equal(ferry_farm_report(&f, &owner_a, 1, i, "m", NULL, i, &lease, err,
+                                       sizeof err), 0);
+    assert_int_equal(ferry_farm_report(&f, &owner_a, 2, i, "m", "ok", i + 1, &lease, err,
+                                       sizeof err), 0);
+  }
+  assert_int_equal(f.nhistory, FERRY_FARM_HISTORY);
+  assert_int_equal(ferry_farm_history_at(&f, 0)->session, 6);
+  assert_int_equal(ferry_farm_history_at(&f, FERRY_FARM_HISTORY - 1)->session,
+                   FERRY_FARM_HISTORY + 5);
+  assert_null(ferry_farm_history_at(&f, FERRY_FARM_HISTORY));
+  ferry_farm_close(&f);
+}
+
+static void test_user_clean(void **st) {
+  (void)st;
+  char out[FERRY_FARM_MAX_USER + 1];
+  assert_int_equal(ferry_farm_user_clean("alice@lab-3", out), 0);
+  assert_string_equal(out, "alice@lab-3");
+  assert_int_equal(ferry_farm_user_clean("eve\x1b[2J", out), FERRY_EINVAL);
+  assert_string_equal(out, "?");
+  assert_int_equal(ferry_farm_user_clean("<script>", out), FERRY_EINVAL);
+  char longname[FERRY_FARM_MAX_USER + 2];
+  memset(longname, 'a', sizeof longname - 1);
+  longname[sizeof longname - 1] = 0;
+  assert_int_equal(ferry_farm_user_clean(longname, out), FERRY_EINVAL);
+}
+
+/* ---- scheduler: deadlines, positions, holds ----------------------------- */
+
+static int grants;
+static const char *granted_user;
+static int grant_cb(void *ctx, const ferry_sched_grant *g) {
+  (void)ctx;
+  grants++;
+  granted_user = g->user;
+  return 0;
+}
+static int expired;
+static size_t expired_pos;
+static void expire_cb(void *ctx, const ferry_sched_waiting *w) {
+  (void)ctx;
+  expired++;
+  expired_pos = w->position;
+}
+
+static void test_sched_deadline_and_positions(void **st) {
+  (void)st;
+  ferry_sched s;
+  ferry_sched_owner a, b, c;
+  ferry_sched_init(&s, grant_cb, NULL);
+  ferry_sched_owner_init(&a);
+  ferry_sched_owner_init(&b);
+  ferry_sched_owner_init(&c);
+  assert_int_equal(ferry_sched_request_ex(&s, &a, "k", 1, "first", 100, 0), 0);
+  assert_int_equal(ferry_sched_request_ex(&s, &b, "k", 1, "second", 200, 1200), 0);
+  assert_int_equal(ferry_sched_request_ex(&s, &c, "k", 5, "urgent", 300, 0), 0);
+  ferry_sched_waiting w[8];
+  assert_int_equal(ferry_sched_waiting_list(&s, w, 8), 3);
+  assert_string_equal(w[0].user, "urgent");
+  assert_int_equal(w[0].position, 1);
+  assert_string_equal(w[2].user, "second");
+  assert_int_equal(w[2].position, 3);
+  expired = 0;
+  ferry_sched_expire(&s, 1199, expire_cb, NULL);
+  assert_int_equal(expired, 0);
+  ferry_sched_expire(&s, 1200, expire_cb, NULL);
+  assert_int_equal(expired, 1);
+  assert_int_equal(expired_pos, 3);
+  assert_int_equal(ferry_sched_waiting_list(&s, w, 8), 2);
+  ferry_sched_owner_release(&s, &a);
+  ferry_sched_owner_release(&s, &b);
+  ferry_sched_owner_release(&s, &c);
+  ferry_sched_close(&s);
+}
+
+static void test_sched_hold(void **st) {
+  (void)st;
+  ferry_sched s;
+  ferry_sched_owner srv, cli;
+  ferry_sched_init(&s, grant_cb, NULL);
+  ferry_sched_owner_init(&srv);
+  ferry_sched_owner_init(&cli);
+  grants = 0;
+  assert_int_equal(ferry_sched_put_ex(&s, &srv, "k", "k:1", "\"h\"", "1", 1), 0);
+  assert_int_equal(ferry_sched_owner_free(&srv, "k"), 1);
+  assert_int_equal(ferry_sched_request_ex(&s, &cli, "k", 0, "bob", 0, 0), 0);
+  assert_int_equal(grants, 0); /* held */
+  ferry_sched_hold(&s, &srv, "k", 0);
+  assert_int_equal(grants, 1);
+  assert_string_equal(granted_user, "bob");
+  assert_int_equal(ferry_sched_owner_free(&srv, "k"), 0);
+  ferry_sched_owner_release(&s, &srv);
+  ferry_sched_owner_release(&s, &cli);
+  ferry_sched_close(&s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_states_and_holder),
+      cmocka_unit_test(test_reports_refused),
+      cmocka_unit_test(test_leases),
+      cmocka_unit_test(test_history_ring),
+      cmocka_unit_test(test_user_clean),
+      cmocka_unit_test(test_sched_deadline_and_positions),
+      cmocka_unit_test(test_sched_hold),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
