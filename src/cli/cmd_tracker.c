@@ -11,7 +11,7 @@
 int ferry_cmd_tracker(int argc, char **argv) {
   const char *host = "127.0.0.1", *stop_key = NULL, *allow_spec = NULL,
              *allow_servers_spec = NULL, *max_session = NULL;
-  long port = 9190, port_end = 9199;
+  long port = 9190, port_end = 9199, http_port = -1;
   double frame_timeout = 10;
   int silent = 0;
   const ferry_opt opts[] = {
@@ -33,6 +33,9 @@ int ferry_cmd_tracker(int argc, char **argv) {
       {"max-session", FERRY_OPT_STRING, &max_session, "SECONDS|KEY=SECONDS[,...]",
        "lease: a ferry server ends a session after this long and offers the device "
        "again; per key, '*=S' for the other keys (default: no lease)"},
+      {"http-port", FERRY_OPT_INT, &http_port, "PORT",
+       "serve the dashboard, /api/status and /metrics on --host:PORT; 0 = any free port "
+       "(default: off)"},
   };
   const ferry_cmd_spec spec = {
       "tracker", "[options]",
@@ -65,11 +68,15 @@ int ferry_cmd_tracker(int argc, char **argv) {
     fprintf(stderr, "ferry tracker: --allow-servers: %s\n", err);
     return 2;
   }
+  if (http_port < -1 || http_port > 65535) {
+    fprintf(stderr, "ferry tracker: --http-port must be in [0, 65535]\n");
+    return 2;
+  }
   ferry_log_set_component("tracker");
   ferry_log_set_level(silent ? FERRY_LOG_WARN : FERRY_LOG_INFO);
   ferry_tracker_opts o = {host, (int)port, (int)port_end, stop_key, 1,
                           (int)(frame_timeout * 1000), &allow, &allow_servers,
-                          max_session};
+                          max_session, (int)http_port};
   ferry_tracker *t;
   rc = ferry_tracker_new(&t, &o, err, sizeof err);
   if (rc) {
@@ -77,6 +84,9 @@ int ferry_cmd_tracker(int argc, char **argv) {
     return 1;
   }
   ferry_notice("listening on %s:%d", ferry_tracker_host(t), ferry_tracker_port(t));
+  if (ferry_tracker_http_port(t) >= 0)
+    ferry_notice("http on %s:%d (dashboard /, /api/status, /metrics)", ferry_tracker_host(t),
+                 ferry_tracker_http_port(t));
   char text[256];
   if (allow.n) {
     ferry_allow_format(&allow, text, sizeof text);

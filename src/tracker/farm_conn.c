@@ -58,6 +58,9 @@ void ferry_tracker_farm_granted(tconn *srv, tconn *req, const ferry_sched_grant 
   char user[FERRY_FARM_MAX_USER + 1];
   if (ferry_farm_user_clean(g->user, user) != 0)
     strcpy(user, "?");
+  ferry_metrics_key *m = ferry_metrics_for(&srv->t->metrics, g->key);
+  m->grants++;
+  ferry_metrics_observe(&m->wait, (double)g->waited_ms / 1000.0);
   if (d && ferry_farm_granted(d, g->matchkey, user, req->ip, ferry_tracker_wall_ms()) != 0)
     ferry_warn("farm: out of memory recording the grant of %s", g->key);
 }
@@ -83,6 +86,13 @@ int ferry_tracker_farm_report(tconn *c, const ferry_tracker_report *r) {
   if (d) {
     d->health_failures = r->health_failures;
     snprintf(d->health, sizeof d->health, "%s", r->health ? r->health : "");
+  }
+  if (r->event == FERRY_SESSION_END && d && t->farm.nhistory) {
+    const ferry_farm_record *h = ferry_farm_history_at(&t->farm, t->farm.nhistory - 1);
+    ferry_metrics_key *m = ferry_metrics_for(&t->metrics, d->key);
+    m->sessions++;
+    m->failed += !r->outcome || strcmp(r->outcome, "ok") != 0;
+    ferry_metrics_observe(&m->duration, (double)(h->end_ms - h->start_ms) / 1000.0);
   }
   if (r->event == FERRY_SESSION_START)
     ferry_info("session %lld on %s (%s) started by %s@%s%s", r->n, d ? d->key : "?",
@@ -144,7 +154,8 @@ int ferry_tracker_farm_drain(tconn *c, const ferry_tracker_request *r) {
 }
 
 static void expire_cb(void *ctx, const ferry_sched_waiting *w) {
-  (void)ctx;
+  ferry_tracker *t = ctx;
+  ferry_metrics_for(&t->metrics, w->key)->expired++;
   tconn *c = ferry_tconn_of_owner((ferry_sched_owner *)w->owner);
   char msg[256];
   snprintf(msg, sizeof msg,
@@ -161,4 +172,35 @@ static void expire_cb(void *ctx, const ferry_sched_waiting *w) {
 
 void ferry_tracker_farm_tick(ferry_tracker *t, int64_t now_ms) {
   ferry_sched_expire(&t->sched, now_ms, expire_cb, t);
+}
+
+void ferry_tracker_http_publish(ferry_tracker *t) {
+  ferry_buf status, metrics;
+  ferry_buf_init(&status, FERRY_TRACKER_MAX_REPLY);
+  ferry_buf_init(&metrics, 16u << 20);
+  int rc = ferry_tracker_farm_status_json(t, &status);
+  if (rc == 0)
+    rc = ferry_metrics_format(&t->metrics, &metrics);
+  if (rc == 0)
+    rc = ferry_buf_printf(&metrics,
+                          "# HELP ferry_tracker_waiting requests waiting now\n"
+                          "# TYPE ferry_tracker_waiting gauge\nferry_tracker_waiting %zu\n"
+                          "# HELP ferry_tracker_devices devices known now\n"
+                          "# TYPE ferry_tracker_devices gauge\nferry_tracker_devices %zu\n"
+                          "# HELP ferry_tracker_reports_refused_total bad session reports\n"
+                          "# TYPE ferry_tracker_reports_refused_total counter\n"
+                          "ferry_tracker_reports_refused_total %llu\n"
+                          "# HELP ferry_tracker_http_refused_total HTTP requests refused\n"
+                          "# TYPE ferry_tracker_http_refused_total counter\n"
+                          "ferry_tracker_http_refused_total %lu\n",
+                          ferry_sched_waiting_list(&t->sched, NULL, 0), t->farm.ndevices,
+                          (unsigned long long)t->farm.reports_refused,
+                          ferry_http_refused(t->http));
+  if (rc == 0)
+    rc = ferry_http_publish(t->http, (const char *)status.data, status.len,
+                            (const char *)metrics.data, metrics.len);
+  if (rc)
+    ferry_warn("http: cannot publish the status: %s", ferry_strerror(rc));
+  ferry_buf_close(&status);
+  ferry_buf_close(&metrics);
 }

@@ -9,6 +9,8 @@
 #include "base/buf.h"
 #include "base/util.h"
 #include "tracker/farm.h"
+#include "tracker/http.h"
+#include "tracker/metrics.h"
 #include "tracker/scheduler.h"
 #include "tracker/tracker.h"
 #include "wire/frame.h"
@@ -62,6 +64,8 @@ struct ferry_tracker {
   unsigned long refused_quiet;  /* refusals not logged since */
   ferry_sched sched;
   ferry_farm farm;
+  ferry_metrics metrics;
+  ferry_http *http; /* NULL: no HTTP side */
   tconn *conns, *conns_tail; /* doubly linked, in accept order */
   size_t nconns;
   size_t buffered;   /* bytes held by all frame readers */
@@ -125,6 +129,8 @@ int ferry_tracker_farm_report(tconn *c, const ferry_tracker_report *r);
 int ferry_tracker_farm_status(tconn *c);
 int ferry_tracker_farm_drain(tconn *c, const ferry_tracker_request *r);
 int ferry_tracker_farm_status_json(ferry_tracker *t, ferry_buf *b);
+/* Publishes the status JSON and the metrics text to the HTTP side. */
+void ferry_tracker_http_publish(ferry_tracker *t);
 /* Once a second: requests past their deadline get their refusal. */
 void ferry_tracker_farm_tick(ferry_tracker *t, int64_t now_ms);
 
