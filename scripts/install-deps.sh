@@ -16,7 +16,7 @@ fi
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
-python3-numpy procps"
+python3-numpy procps libmicrohttpd-dev chromium chromium-driver"
 
 if [ -n "$CROSS_ARCH" ]; then
   PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \

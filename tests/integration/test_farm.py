@@ -156,7 +156,12 @@ def test_drain(spawn, tmp_path):
         assert False, "a drained device was granted"
     except OSError:
         pass
-    assert t.call([101, "cpu", "s3cret", 1]) == 1
+    # The same through `ferry drain --undo`.
+    r = run_ferry("drain", "--port", str(tr.port), "--stop-key", "wrong", "cpu", timeout=20)
+    assert r.returncode == 1 and "refused" in r.stderr
+    r = run_ferry("drain", "--port", str(tr.port), "--stop-key", "s3cret", "--undo", "cpu",
+                  timeout=20)
+    assert r.returncode == 0 and "undrained 1 device" in r.stdout, r.stderr
     c.sock.settimeout(5.0)
     assert c.recv()[0] == 0
     t.close()
