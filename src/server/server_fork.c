@@ -224,6 +224,7 @@ static void finish(ferry_server *s, const char *outcome, int warn) {
     ferry_info("session %llu from %s ended: %s after %.2fs",
                (unsigned long long)q->id, q->peer, outcome, secs);
   server_tracker_report(s, FERRY_SESSION_END, outcome);
+  server_health_session_ended(s, outcome);
   q->active = 0;
   q->pid = 0;
   q->dir[0] = 0;

@@ -96,6 +96,14 @@ typedef struct server_proxy {
   ferry_handshake_reader rd;
 } server_proxy;
 
+typedef struct server_health {
+  int due;        /* a self-test must pass before the next offer */
+  int failures;   /* in a row */
+  int reported;   /* failures the tracker was last told (0: healthy) */
+  int64_t next_ms;
+  int backoff_ms;
+} server_health;
+
 typedef struct ferry_server {
   const ferry_server_config *cfg;
   char **preload;           /* NULL-terminated --load-library list */
@@ -115,8 +123,18 @@ typedef struct ferry_server {
   server_hs hs[SERVER_MAX_HANDSHAKES];
   server_session sess;
   server_tracker tracker;
+  server_health health;
   server_proxy proxy;
 } ferry_server;
+
+/* ---- server_health.c ---- */
+void server_health_init(ferry_server *s);
+/* A session ended with this outcome: a crash or a timeout asks for a
+ * self-test before the next offer. */
+void server_health_session_ended(ferry_server *s, const char *outcome);
+/* Runs a due self-test.  Returns 0 when the server may be offered, else
+ * when to call again (ferry_now_ms clock). */
+int64_t server_health_tick(ferry_server *s, int64_t now);
 
 /* ---- server_main.c ---- */
 /* Wakes the poll loop: the byte says why ('C' child, 'T' terminate). */

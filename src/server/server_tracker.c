@@ -69,6 +69,7 @@ void server_tracker_init(ferry_server *s) {
   t->next_try_ms = ferry_now_ms();
   t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
   s->has_matchkey = 0;
+  server_health_init(s);
 }
 
 static void drop_link(ferry_server *s, const char *why) {
@@ -193,8 +194,12 @@ int64_t server_tracker_tick(ferry_server *s, int64_t now) {
     /* A new tracker link withdrew nothing we could still honour: the old
      * offers died with the old link, so offer a new key (TVM does too). */
     t->need_put = 1;
+    s->health.reported = 0; /* a new tracker knows nothing of our health */
   }
   if (t->need_put && !s->sess.active) {
+    int64_t retry = server_health_tick(s, now);
+    if (retry)
+      return server_min_deadline(retry, t->next_poll_ms);
     if (put_new_key(s) != 0) {
       drop_link(s, "PUT failed");
       return t->next_try_ms;
@@ -209,7 +214,7 @@ int64_t server_tracker_tick(ferry_server *s, int64_t now) {
     t->healthy = 1;
     t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
     t->next_poll_ms = ferry_now_ms() + TRACKER_POLL_MS;
-    if (t->need_put && !s->sess.active && put_new_key(s) != 0) {
+    if (t->need_put && !s->sess.active && !s->health.due && put_new_key(s) != 0) {
       drop_link(s, "PUT failed");
       return t->next_try_ms;
     }

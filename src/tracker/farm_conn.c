@@ -72,6 +72,24 @@ int ferry_tracker_farm_report(tconn *c, const ferry_tracker_report *r) {
     t->farm.reports_refused++;
     return reply_status(c, -1);
   }
+  if (r->event == FERRY_SESSION_HEALTH) {
+    /* Every device of this server: offline while failures > 0. */
+    int n = 0;
+    for (ferry_farm_device *d = t->farm.head; d; d = d->next) {
+      if (d->owner != c)
+        continue;
+      d->health_failures = r->health_failures;
+      snprintf(d->health, sizeof d->health, "%s", r->health ? r->health : "");
+      ferry_sched_hold(&t->sched, &c->owner, d->key, d->drained || d->health_failures > 0);
+      n++;
+    }
+    if (r->health_failures)
+      ferry_warn("%s is offline (%d failed self-tests: %s)", c->name, r->health_failures,
+                 r->health ? r->health : "no reason given");
+    else
+      ferry_notice("%s passed its self-test again", c->name);
+    return reply_status(c, n ? 0 : -1);
+  }
   char err[160] = "";
   double lease = 0;
   int rc = ferry_farm_report(&t->farm, c, r->event, r->n, r->matchkey, r->outcome,

@@ -67,6 +67,44 @@ int ferry_tracker_report_decode_json(const json_t *o, ferry_tracker_report *r) {
   return 0;
 }
 
+int ferry_tracker_health_decode_json(const json_t *o, ferry_tracker_report *r) {
+  memset(r, 0, sizeof *r);
+  json_t *f = json_object_get(o, "failures");
+  const char *why = NULL;
+  if (!json_is_object(o))
+    why = "must be an object";
+  else if (!json_is_integer(f) || json_integer_value(f) < 0 || json_integer_value(f) > 1000000)
+    why = ".failures must be an integer in [0, 1000000]";
+  else if ((why = take_string(o, "reason", FERRY_TRACKER_MAX_OUTCOME, &r->health)) != NULL)
+    why = ".reason must be a string of at most 256 bytes";
+  if (why) {
+    free(r->health);
+    memset(r, 0, sizeof *r);
+    ferry_tracker_json_errf(r->bad, sizeof r->bad, "ferry_health%s%s", why[0] == '.' ? "" : " ",
+                            why);
+    r->event = -1;
+    return 0;
+  }
+  r->event = FERRY_SESSION_HEALTH;
+  r->health_failures = (int)json_integer_value(f);
+  return 0;
+}
+
+int ferry_tracker_encode_health(ferry_buf *out, int failures, const char *reason) {
+  size_t mark = out->len;
+  int rc = ferry_buf_printf(out, "[5, {\"ferry_health\": {\"failures\": %d", failures);
+  if (rc == 0 && reason) {
+    rc = ferry_buf_append(out, ", \"reason\": ", 12);
+    if (rc == 0)
+      rc = ferry_tracker_encode_string(out, reason);
+  }
+  if (rc == 0)
+    rc = ferry_buf_append(out, "}}]", 3);
+  if (rc)
+    out->len = mark;
+  return rc;
+}
+
 void ferry_tracker_report_close(ferry_tracker_report *r) {
   free(r->matchkey);
   free(r->outcome);

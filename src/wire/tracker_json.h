@@ -40,5 +40,7 @@ void ferry_tracker_json_errf(char *err, size_t errcap, const char *fmt, ...)
  * tracker refuses the report, not the connection).  0 or FERRY_ENOMEM. */
 #include "wire/tracker_msg.h"
 int ferry_tracker_report_decode_json(const json_t *o, ferry_tracker_report *r);
+/* The same for a "ferry_health" object (event FERRY_SESSION_HEALTH). */
+int ferry_tracker_health_decode_json(const json_t *o, ferry_tracker_report *r);
 
 #endif

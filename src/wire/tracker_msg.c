@@ -188,6 +188,10 @@ static int decode_update_info(json_t *a, ferry_tracker_request *req,
   json_t *obj = json_array_get(a, 1);
   json_t *addr = json_object_get(obj, "addr");
   json_t *report = json_object_get(obj, "ferry_session");
+  json_t *health = report ? NULL : json_object_get(obj, "ferry_health");
+  const char *entry = report ? "ferry_session" : "ferry_health";
+  if (health)
+    report = health;
   /* A ferry server's session report needs no address (it updates nothing
    * else); it is taken out so that the info TVM's tools see stays as
    * TVM's server would have sent it. */
@@ -197,12 +201,13 @@ static int decode_update_info(json_t *a, ferry_tracker_request *req,
     return FERRY_EPROTO;
   }
   if (report) {
-    if (ferry_tracker_report_decode_json(report, &req->report) != 0)
+    if ((health ? ferry_tracker_health_decode_json(report, &req->report)
+                : ferry_tracker_report_decode_json(report, &req->report)) != 0)
       return FERRY_ENOMEM;
     obj = json_copy(obj); /* shallow: the entries are shared */
     if (!obj)
       return FERRY_ENOMEM;
-    json_object_del(obj, "ferry_session");
+    json_object_del(obj, entry);
   } else {
     json_incref(obj);
   }

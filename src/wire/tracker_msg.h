@@ -68,7 +68,10 @@ int ferry_tracker_info_encode(const ferry_tracker_info *info,
 /* A ferry server's session report, sent as the "ferry_session" entry of an
  * UPDATE_INFO (a field TVM's tracker merges and otherwise ignores):
  * {"event": "start"|"end", "n": N, "matchkey": "...", "outcome": "..."}. */
-enum { FERRY_SESSION_START = 1, FERRY_SESSION_END = 2 };
+enum { FERRY_SESSION_START = 1, FERRY_SESSION_END = 2, FERRY_SESSION_HEALTH = 3 };
+/* FERRY_SESSION_HEALTH is the "ferry_health" entry instead:
+ * {"failures": N, "reason": "..."} (N = 0: healthy again); only
+ * health_failures and health are set. */
 #define FERRY_TRACKER_MAX_OUTCOME 256 /* bytes of a report's outcome text */
 
 typedef struct ferry_tracker_report {
@@ -173,6 +176,10 @@ int ferry_tracker_encode_report(ferry_buf *out, int event, long long n,
                                 const char *matchkey, const char *outcome,
                                 int health_failures,
                                 const char *health) FERRY_MUST_CHECK;
+/* [5, {"ferry_health": {"failures": N, "reason": "..."}}]; reason may be
+ * NULL. */
+int ferry_tracker_encode_health(ferry_buf *out, int failures,
+                                const char *reason) FERRY_MUST_CHECK;
 /* [101, "target", "stop_key", undrain] */
 int ferry_tracker_encode_drain(ferry_buf *out, const char *target,
                                const char *stop_key, int undrain) FERRY_MUST_CHECK;

@@ -166,3 +166,35 @@ def test_drain(spawn, tmp_path):
     assert c.recv()[0] == 0
     t.close()
     c.close()
+
+
+def test_crashing_server_goes_offline_and_back(spawn, tmp_path):
+    import os
+    import signal
+    flag = tmp_path / "healthy"
+    flag.write_text("1")
+    tr = spawn("tracker", "--host", "127.0.0.1", "--port", "0")
+    srv = spawn("server", "--port", "0", "--key", "cpu", "--tracker",
+                "127.0.0.1:%d" % tr.port, "--work-dir", str(tmp_path / "work"),
+                "--health-check", "test -f '%s'" % flag, "--health-failures", "2")
+    assert wait_until(lambda: free_count(tr.port, "cpu") == 1, 10.0), srv.log()
+    # The board breaks: its next session crashes and its self-test fails.
+    flag.unlink()
+    t, (_, port, mk) = request(tr.port, "cpu")
+    s, code, _ = handshake(port, "client:" + mk)
+    assert code == CODE_SUCCESS
+    os.kill(wait_child(srv), signal.SIGSEGV)
+    srv.wait_for(r"self-test failed \(1 of 2")
+    assert wait_until(lambda: device(tr.port, "cpu")["state"] == "offline", 10.0), srv.log()
+    d = device(tr.port, "cpu")
+    assert "2 failed self-tests" in d["health"] and "--health-check exited" in d["health"]
+    assert free_count(tr.port, "cpu") == 0  # not handed out
+    q = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), "--long",
+                  timeout=20)
+    assert re.search(r"cpu\s+offline: 2 failed self-tests", q.stdout), q.stdout
+    # Repaired: the next retry (backing off) passes and it is offered again.
+    flag.write_text("1")
+    assert wait_until(lambda: device(tr.port, "cpu")["state"] == "free", 15.0), srv.log()
+    tr.wait_for(r"passed its self-test again")
+    s.close()
+    t.close()
