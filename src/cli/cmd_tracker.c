@@ -10,7 +10,8 @@
 
 int ferry_cmd_tracker(int argc, char **argv) {
   const char *host = "127.0.0.1", *stop_key = NULL, *allow_spec = NULL,
-             *allow_servers_spec = NULL, *max_session = NULL;
+             *allow_servers_spec = NULL, *max_session = NULL,
+             *state_dir = NULL;
   long port = 9190, port_end = 9199, http_port = -1;
   double frame_timeout = 10;
   int silent = 0;
@@ -36,6 +37,8 @@ int ferry_cmd_tracker(int argc, char **argv) {
       {"http-port", FERRY_OPT_INT, &http_port, "PORT",
        "serve the dashboard, /api/status and /metrics on --host:PORT; 0 = any free port "
        "(default: off)"},
+      {"state-dir", FERRY_OPT_STRING, &state_dir, "DIR",
+       "keep the session history in DIR/history.jsonl across restarts (default: memory only)"},
   };
   const ferry_cmd_spec spec = {
       "tracker", "[options]",
@@ -76,7 +79,7 @@ int ferry_cmd_tracker(int argc, char **argv) {
   ferry_log_set_level(silent ? FERRY_LOG_WARN : FERRY_LOG_INFO);
   ferry_tracker_opts o = {host, (int)port, (int)port_end, stop_key, 1,
                           (int)(frame_timeout * 1000), &allow, &allow_servers,
-                          max_session, (int)http_port};
+                          max_session, (int)http_port, state_dir};
   ferry_tracker *t;
   rc = ferry_tracker_new(&t, &o, err, sizeof err);
   if (rc) {

@@ -251,6 +251,13 @@ ferry_farm_state ferry_farm_state_of(const ferry_farm_device *d, size_t nfree) {
   return FERRY_FARM_STARTING;
 }
 
+void ferry_farm_history_add(ferry_farm *f, const ferry_farm_record *r) {
+  f->history[f->history_next] = *r;
+  f->history_next = (f->history_next + 1) % FERRY_FARM_HISTORY;
+  if (f->nhistory < FERRY_FARM_HISTORY)
+    f->nhistory++;
+}
+
 const ferry_farm_record *ferry_farm_history_at(const ferry_farm *f, size_t i) {
   if (i >= f->nhistory)
     return NULL;

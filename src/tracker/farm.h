@@ -121,6 +121,8 @@ int ferry_farm_report(ferry_farm *f, const void *owner, int event, long long n,
 /* The state of d, given how many free offers it has in the scheduler. */
 ferry_farm_state ferry_farm_state_of(const ferry_farm_device *d, size_t nfree);
 
+/* Adds an ended session read back from the history file. */
+void ferry_farm_history_add(ferry_farm *f, const ferry_farm_record *r);
 /* Ended sessions, oldest first: the i-th of nhistory. */
 const ferry_farm_record *ferry_farm_history_at(const ferry_farm *f, size_t i);
 

@@ -111,6 +111,7 @@ int ferry_tracker_farm_report(tconn *c, const ferry_tracker_report *r) {
     m->sessions++;
     m->failed += !r->outcome || strcmp(r->outcome, "ok") != 0;
     ferry_metrics_observe(&m->duration, (double)(h->end_ms - h->start_ms) / 1000.0);
+    ferry_history_append(&t->history, h);
   }
   if (r->event == FERRY_SESSION_START)
     ferry_info("session %lld on %s (%s) started by %s@%s%s", r->n, d ? d->key : "?",

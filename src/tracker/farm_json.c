@@ -87,22 +87,10 @@ int ferry_farm_encode_status(ferry_buf *b, const ferry_farm *f, const ferry_sche
   if (rc == 0)
     rc = ferry_buf_append(b, "], \"history\": [", 15);
   for (size_t i = 0; rc == 0 && i < f->nhistory; i++) {
-    const ferry_farm_record *r = ferry_farm_history_at(f, i);
-    rc = ferry_buf_append(b, i ? ", {" : "{", i ? 3 : 1);
+    if (i)
+      rc = ferry_buf_append(b, ", ", 2);
     if (rc == 0)
-      rc = str(b, "key", r->key, 0);
-    if (rc == 0)
-      rc = str(b, "user", r->user, 1);
-    if (rc == 0)
-      rc = str(b, "host", r->host, 1);
-    if (rc == 0)
-      rc = ferry_buf_printf(b, ", \"session\": %lld, \"start\": %.3f, \"end\": %.3f",
-                            r->session, (double)r->start_ms / 1000.0,
-                            (double)r->end_ms / 1000.0);
-    if (rc == 0)
-      rc = str(b, "outcome", r->outcome, 1);
-    if (rc == 0)
-      rc = ferry_buf_append(b, "}", 1);
+      rc = ferry_farm_encode_record(b, ferry_farm_history_at(f, i));
   }
   if (rc == 0)
     rc = ferry_buf_printf(b, "], \"grants\": %llu, \"sessions_started\": %llu, "
@@ -111,6 +99,27 @@ int ferry_farm_encode_status(ferry_buf *b, const ferry_farm *f, const ferry_sche
                           (unsigned long long)f->sessions_started,
                           (unsigned long long)f->sessions_ended,
                           (unsigned long long)f->reports_refused);
+  if (rc)
+    b->len = mark;
+  return rc;
+}
+
+int ferry_farm_encode_record(ferry_buf *b, const ferry_farm_record *r) {
+  size_t mark = b->len;
+  int rc = ferry_buf_append(b, "{", 1);
+  if (rc == 0)
+    rc = str(b, "key", r->key, 0);
+  if (rc == 0)
+    rc = str(b, "user", r->user, 1);
+  if (rc == 0)
+    rc = str(b, "host", r->host, 1);
+  if (rc == 0)
+    rc = ferry_buf_printf(b, ", \"session\": %lld, \"start\": %.3f, \"end\": %.3f",
+                          r->session, (double)r->start_ms / 1000.0, (double)r->end_ms / 1000.0);
+  if (rc == 0)
+    rc = str(b, "outcome", r->outcome, 1);
+  if (rc == 0)
+    rc = ferry_buf_append(b, "}", 1);
   if (rc)
     b->len = mark;
   return rc;

@@ -18,4 +18,7 @@ int ferry_farm_encode_status(ferry_buf *b, const ferry_farm *f, const ferry_sche
                              ferry_farm_describe_cb describe, void *ctx,
                              int64_t now_ms, int64_t mono_ms) FERRY_MUST_CHECK;
 
+/* Appends one history record as a JSON object (no newline). */
+int ferry_farm_encode_record(ferry_buf *b, const ferry_farm_record *r) FERRY_MUST_CHECK;
+
 #endif

@@ -196,6 +196,17 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
   ferry_sched_init(&t->sched, ferry_tracker_grant_cb, t);
   ferry_farm_init(&t->farm);
   ferry_metrics_init(&t->metrics);
+  t->history.fd = -1;
+  if (opts->state_dir && opts->state_dir[0] &&
+      ferry_history_open(&t->history, opts->state_dir, &t->farm, err, errcap) != 0) {
+    ferry_farm_close(&t->farm);
+    ferry_sched_close(&t->sched);
+    ferry_buf_close(&t->scratch);
+    uv_loop_close(&t->loop);
+    close(t->listen_fd);
+    free(t);
+    return FERRY_ESYS;
+  }
   if (opts->max_session && opts->max_session[0] &&
       ferry_farm_parse_leases(&t->farm, opts->max_session, err, errcap) != 0) {
     char why[200];
@@ -211,6 +222,7 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
   t->sched.max_bytes = FERRY_TRACKER_MAX_STATE;
   if (opts->http_port >= 0 &&
       ferry_http_start(&t->http, host, opts->http_port, err, errcap) != 0) {
+    ferry_history_close(&t->history);
     ferry_farm_close(&t->farm);
     ferry_sched_close(&t->sched);
     ferry_buf_close(&t->scratch);
@@ -265,6 +277,7 @@ void ferry_tracker_free(ferry_tracker *t) {
     ferry_warn("event loop still had handles at exit");
   close(t->listen_fd);
   ferry_http_stop(t->http);
+  ferry_history_close(&t->history);
   ferry_sched_close(&t->sched);
   ferry_farm_close(&t->farm);
   ferry_buf_close(&t->scratch);

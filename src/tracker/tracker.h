@@ -30,6 +30,9 @@ typedef struct ferry_tracker_opts {
   /* The HTTP side (dashboard, /api/status, /metrics) on host:http_port;
    * 0 = any free port; < 0 = off (the default). */
   int http_port;
+  /* Keep the session history in DIR/history.jsonl across restarts; NULL
+   * = in memory only. */
+  const char *state_dir;
 } ferry_tracker_opts;
 
 typedef struct ferry_tracker ferry_tracker;

@@ -9,6 +9,7 @@
 #include "base/buf.h"
 #include "base/util.h"
 #include "tracker/farm.h"
+#include "tracker/history_file.h"
 #include "tracker/http.h"
 #include "tracker/metrics.h"
 #include "tracker/scheduler.h"
@@ -66,6 +67,7 @@ struct ferry_tracker {
   ferry_farm farm;
   ferry_metrics metrics;
   ferry_http *http; /* NULL: no HTTP side */
+  ferry_history_file history; /* fd -1: no --state-dir */
   tconn *conns, *conns_tail; /* doubly linked, in accept order */
   size_t nconns;
   size_t buffered;   /* bytes held by all frame readers */

@@ -268,3 +268,34 @@ out:
     ferry_farm_status_close(st);
   return rc;
 }
+
+/* ---- one line of the --state-dir history -------------------------------- */
+
+int ferry_farm_line_decode(const uint8_t *body, size_t len, ferry_farm_line *out) {
+  memset(out, 0, sizeof *out);
+  json_t *o = ferry_tracker_json_parse(body, len, NULL, 0);
+  if (!o)
+    return FERRY_EPROTO;
+  int rc = 0;
+  static const char *names[4] = {"key", "user", "host", "outcome"};
+  char *dst[4] = {out->key, out->user, out->host, out->outcome};
+  size_t caps[4] = {sizeof out->key, sizeof out->user, sizeof out->host, sizeof out->outcome};
+  json_t *n = json_object_get(o, "session"), *st = json_object_get(o, "start"),
+         *en = json_object_get(o, "end");
+  if (!json_is_object(o) || !json_is_integer(n) || !json_is_number(st) || !json_is_number(en))
+    rc = FERRY_EPROTO;
+  for (int i = 0; rc == 0 && i < 4; i++) {
+    json_t *v = json_object_get(o, names[i]);
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= caps[i])
+      rc = FERRY_EPROTO;
+    else
+      memcpy(dst[i], json_string_value(v), strlen(json_string_value(v)) + 1);
+  }
+  if (rc == 0) {
+    out->session = (long long)json_integer_value(n);
+    out->start = json_number_value(st);
+    out->end = json_number_value(en);
+  }
+  json_decref(o);
+  return rc;
+}

@@ -280,4 +280,16 @@ int ferry_farm_status_decode(const uint8_t *body, size_t len, ferry_farm_status 
                              char *err, size_t errcap) FERRY_MUST_CHECK;
 void ferry_farm_status_close(ferry_farm_status *st);
 
+/* One ended session as the --state-dir history file keeps it (a line of
+ * the status JSON's "history"). */
+typedef struct ferry_farm_line {
+  char key[128], user[65], host[48], outcome[96];
+  long long session;
+  double start, end; /* unix seconds */
+} ferry_farm_line;
+
+/* FERRY_EPROTO for anything but such an object with fields that fit. */
+int ferry_farm_line_decode(const uint8_t *body, size_t len,
+                           ferry_farm_line *out) FERRY_MUST_CHECK;
+
 #endif

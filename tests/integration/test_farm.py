@@ -198,3 +198,25 @@ def test_crashing_server_goes_offline_and_back(spawn, tmp_path):
     tr.wait_for(r"passed its self-test again")
     s.close()
     t.close()
+
+
+def test_history_survives_a_tracker_restart(spawn, tmp_path):
+    state = tmp_path / "state"
+    tr, srv = start(spawn, tmp_path, "--state-dir", str(state))
+    t, (_, port, mk) = request(tr.port, "cpu")
+    s, code, _ = handshake(port, "client:" + mk)
+    assert code == CODE_SUCCESS
+    wait_child(srv)
+    s.close()
+    assert wait_until(lambda: len(farm(tr.port)["history"]) == 1, 5.0)
+    t.close()
+    assert tr.stop() == 0
+    # A torn last line (a crash mid-write) is skipped, not fatal.
+    with open(state / "history.jsonl", "a") as f:
+        f.write('{"key": "cpu", "us')
+    tr2 = spawn("tracker", "--host", "127.0.0.1", "--port", "0", "--state-dir", str(state))
+    hist = farm(tr2.port)["history"]
+    assert len(hist) == 1 and hist[0]["key"] == "cpu" and hist[0]["session"] == 1
+    tr2.wait_for(r"history: 1 lines of .* skipped")
+    # The live state is not kept: no device until a server registers.
+    assert farm(tr2.port)["devices"] == []
