@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -136,11 +137,11 @@ static void test_user_clean(void **st) {
 /* ---- scheduler: deadlines, positions, holds ----------------------------- */
 
 static int grants;
-static const char *granted_user;
+static char granted_user[64]; /* g->user is valid during the call only */
 static int grant_cb(void *ctx, const ferry_sched_grant *g) {
   (void)ctx;
   grants++;
-  granted_user = g->user;
+  snprintf(granted_user, sizeof granted_user, "%s", g->user);
   return 0;
 }
 static int expired;
