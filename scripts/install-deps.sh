@@ -16,11 +16,12 @@ fi
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
-python3-numpy procps libmicrohttpd-dev chromium chromium-driver"
+python3-numpy procps libmicrohttpd-dev chromium chromium-driver nettle-dev"
 
 if [ -n "$CROSS_ARCH" ]; then
   PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \
-binutils-$CROSS_TRIPLE qemu-user libuv1-dev:$CROSS_ARCH libjansson-dev:$CROSS_ARCH"
+binutils-$CROSS_TRIPLE qemu-user libuv1-dev:$CROSS_ARCH libjansson-dev:$CROSS_ARCH \
+nettle-dev:$CROSS_ARCH"
   if ! dpkg --print-foreign-architectures | grep -qx "$CROSS_ARCH"; then
     if [ "$(id -u)" != 0 ]; then
       echo "ferry: as root: dpkg --add-architecture $CROSS_ARCH" >&2
