@@ -221,3 +221,20 @@ def test_history_survives_a_tracker_restart(spawn, tmp_path):
     tr2.wait_for(r"history: 1 lines of .* skipped")
     # The live state is not kept: no device until a server registers.
     assert farm(tr2.port)["devices"] == []
+
+
+def test_query_watch_redraws(spawn, tmp_path):
+    import subprocess
+    from conftest import FERRY
+    tr, srv = start(spawn, tmp_path)
+    p = subprocess.Popen([FERRY, "query", "--host", "127.0.0.1", "--port", str(tr.port),
+                          "--long", "--watch", "0.2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.terminate()
+    out, _ = p.communicate(timeout=10)
+    text = out.decode()
+    assert text.count("\x1b[H\x1b[2J") >= 2, text
+    assert text.count("Device Status") >= 2 and re.search(r"cpu\s+free", text)
+    bad = run_ferry("query", "--watch", "0.01", timeout=20)
+    assert bad.returncode == 2 and "--watch" in bad.stderr
