@@ -8,6 +8,47 @@
 #include "cli/opts.h"
 #include "tracker/tracker.h"
 
+/* --max-session @FILE: one SECONDS or KEY=SECONDS per line ('#' starts
+ * a comment), at most 8 KiB, joined into the flag's comma form in out.
+ * 0, or 2 after printing why. */
+static int read_leases(const char *path, char *out, size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "ferry tracker: --max-session @%s: cannot open it\n", path);
+    return 2;
+  }
+  char line[512];
+  size_t n = 0;
+  int lineno = 0;
+  out[0] = 0;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    char *hash = strchr(line, '#');
+    if (hash)
+      *hash = 0;
+    char *p = line, *e = line + strlen(line);
+    while (*p == ' ' || *p == '\t')
+      p++;
+    while (e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+      *--e = 0;
+    if (!*p)
+      continue;
+    if (strchr(p, ',') || n + strlen(p) + 2 > cap) {
+      fprintf(stderr, "ferry tracker: --max-session @%s:%d: %s\n", path, lineno,
+              strchr(p, ',') ? "one KEY=SECONDS per line" : "the file is too large (8 KiB)");
+      fclose(f);
+      return 2;
+    }
+    n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "", p);
+  }
+  fclose(f);
+  if (!n) {
+    fprintf(stderr, "ferry tracker: --max-session @%s: no entries\n", path);
+    return 2;
+  }
+  return 0;
+}
+
 int ferry_cmd_tracker(int argc, char **argv) {
   const char *host = "127.0.0.1", *stop_key = NULL, *allow_spec = NULL,
              *allow_servers_spec = NULL, *max_session = NULL,
@@ -31,9 +72,10 @@ int ferry_cmd_tracker(int argc, char **argv) {
       {"allow-servers", FERRY_OPT_STRING, &allow_servers_spec, "CIDR[,CIDR...]",
        "accept PUT and UPDATE_INFO (server registrations) only from these networks; "
        "others get FAIL (default: from anyone)"},
-      {"max-session", FERRY_OPT_STRING, &max_session, "SECONDS|KEY=SECONDS[,...]",
+      {"max-session", FERRY_OPT_STRING, &max_session, "SECONDS|KEY=SECONDS[,...]|@FILE",
        "lease: a ferry server ends a session after this long and offers the device "
-       "again; per key, '*=S' for the other keys (default: no lease)"},
+       "again; per key, '*=S' for the other keys; @FILE: one entry per line "
+       "(default: no lease)"},
       {"http-port", FERRY_OPT_INT, &http_port, "PORT",
        "serve the dashboard, /api/status and /metrics on --host:PORT; 0 = any free port "
        "(default: off)"},
@@ -74,6 +116,12 @@ int ferry_cmd_tracker(int argc, char **argv) {
   if (http_port < -1 || http_port > 65535) {
     fprintf(stderr, "ferry tracker: --http-port must be in [0, 65535]\n");
     return 2;
+  }
+  static char lease_text[8192];
+  if (max_session && max_session[0] == '@') {
+    if (read_leases(max_session + 1, lease_text, sizeof lease_text))
+      return 2;
+    max_session = lease_text;
   }
   ferry_log_set_component("tracker");
   ferry_log_set_level(silent ? FERRY_LOG_WARN : FERRY_LOG_INFO);

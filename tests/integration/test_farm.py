@@ -238,3 +238,22 @@ def test_query_watch_redraws(spawn, tmp_path):
     assert text.count("Device Status") >= 2 and re.search(r"cpu\s+free", text)
     bad = run_ferry("query", "--watch", "0.01", timeout=20)
     assert bad.returncode == 2 and "--watch" in bad.stderr
+
+
+def test_leases_from_a_file(spawn, tmp_path):
+    f = tmp_path / "leases"
+    f.write_text("# per-key leases\ncpu = 30\n*=600  # the rest\n".replace(" = ", "="))
+    tr, srv = start(spawn, tmp_path, "--max-session", "@%s" % f)
+    t, (_, port, mk) = request(tr.port, "cpu")
+    s, code, _ = handshake(port, "client:" + mk)
+    assert code == CODE_SUCCESS
+    assert wait_until(lambda: device(tr.port, "cpu").get("session") == 1, 5.0)
+    assert 25 < device(tr.port, "cpu")["lease_left"] <= 30
+    s.close()
+    t.close()
+    bad = tmp_path / "bad"
+    bad.write_text("cpu=1,gpu=2\n")
+    r = run_ferry("tracker", "--port", "0", "--max-session", "@%s" % bad, timeout=20)
+    assert r.returncode == 2 and "one KEY=SECONDS per line" in r.stderr
+    r = run_ferry("tracker", "--port", "0", "--max-session", "cpu=abc", timeout=20)
+    assert r.returncode != 0 and "--max-session" in r.stderr
