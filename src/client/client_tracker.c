@@ -104,10 +104,11 @@ int ferry_client_connect_tracker(const char *tracker_host, int tracker_port, con
   int rc = 0;
   ferry_tracker_link link;
   ferry_tracker_link_init(&link);
-  /* Who asks, for the farm's table: $FERRY_USER, else login@hostname.
+  /* Who asks, for the farm's table: opts->user, $FERRY_USER, else
+   * login@hostname.
    * TVM's tracker ignores it. */
   char user[128] = "", host[64] = "";
-  const char *env = getenv("FERRY_USER");
+  const char *env = opts->user ? opts->user : getenv("FERRY_USER");
   if (env && env[0]) {
     snprintf(user, sizeof user, "%s", env);
   } else {

@@ -257,3 +257,20 @@ def test_leases_from_a_file(spawn, tmp_path):
     assert r.returncode == 2 and "one KEY=SECONDS per line" in r.stderr
     r = run_ferry("tracker", "--port", "0", "--max-session", "cpu=abc", timeout=20)
     assert r.returncode != 0 and "--max-session" in r.stderr
+
+
+def test_ferry_client_sends_its_user(spawn, tmp_path):
+    import socket as _s
+    tr, srv = start(spawn, tmp_path)
+    addr = "127.0.0.1:%d" % tr.port
+    r = run_ferry("ls", "--tracker", addr, "--key", "cpu", "--user", "bob@ci", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: len(farm(tr.port)["history"]) == 1, 5.0)
+    assert wait_until(lambda: free_count(tr.port, "cpu") == 1, 5.0)
+    r = run_ferry("ls", "--tracker", addr, "--key", "cpu", timeout=60,
+                  env={"FERRY_USER": "", "USER": "carol"})
+    assert r.returncode == 0, r.stderr
+    assert wait_until(lambda: len(farm(tr.port)["history"]) == 2, 5.0)
+    users = [h["user"] for h in farm(tr.port)["history"]]
+    assert users[0] == "bob@ci"
+    assert users[1] == ("carol@" + _s.gethostname())[:64], users
