@@ -11,6 +11,9 @@
 #include <cmocka.h>
 
 #include "tracker/farm.h"
+#include "tracker/farm_json.h"
+#include "tracker/metrics.h"
+#include "wire/tracker_msg.h"
 #include "tracker/scheduler.h"
 
 static int owner_a, owner_b;
@@ -203,6 +206,81 @@ static void test_sched_hold(void **st) {
   ferry_sched_close(&s);
 }
 
+/* ---- metrics ------------------------------------------------------------ */
+
+static void test_metrics(void **st) {
+  (void)st;
+  static ferry_metrics m;
+  ferry_metrics_init(&m);
+  ferry_metrics_key *k = ferry_metrics_for(&m, "cpu");
+  assert_ptr_equal(ferry_metrics_for(&m, "cpu"), k);
+  k->grants = 2;
+  ferry_metrics_observe(&k->wait, 0.05);
+  ferry_metrics_observe(&k->wait, 7);
+  assert_int_equal(k->wait.buckets[0], 0); /* le 0.01 */
+  assert_int_equal(k->wait.buckets[1], 1); /* le 0.1 */
+  assert_int_equal(k->wait.buckets[5], 2); /* le 10 */
+  /* Past the key ceiling everything goes to "_other". */
+  char name[32];
+  for (int i = 0; i < FERRY_METRICS_MAX_KEYS + 10; i++) {
+    snprintf(name, sizeof name, "k%d", i);
+    ferry_metrics_for(&m, name)->grants++;
+  }
+  assert_int_equal(m.nkeys, FERRY_METRICS_MAX_KEYS);
+  assert_string_equal(ferry_metrics_for(&m, "new")->key, "_other");
+  /* Label values are escaped. */
+  static ferry_metrics m2;
+  ferry_metrics_init(&m2);
+  ferry_metrics_for(&m2, "a\"b\\c\nd")->grants = 1;
+  ferry_buf b;
+  ferry_buf_init(&b, 1 << 20);
+  assert_int_equal(ferry_metrics_format(&m2, &b), 0);
+  assert_int_equal(ferry_buf_append(&b, "", 1), 0);
+  assert_non_null(strstr((char *)b.data,
+                         "ferry_tracker_grants_total{key=\"a\\\"b\\\\c\\nd\"} 1\n"));
+  assert_non_null(strstr((char *)b.data, "ferry_tracker_wait_seconds_count{key="));
+  assert_non_null(strstr((char *)b.data, "le=\"+Inf\"} 0"));
+  ferry_buf_close(&b);
+}
+
+/* The status JSON stays valid JSON whatever the peers named things. */
+static size_t describe(void *ctx, const ferry_farm_device *d, char *server, size_t cap) {
+  (void)ctx, (void)d;
+  snprintf(server, cap, "1.2.3.4:5");
+  return 0;
+}
+
+static void test_status_json(void **st) {
+  (void)st;
+  ferry_farm f;
+  ferry_farm_init(&f);
+  ferry_sched s;
+  ferry_sched_owner o;
+  ferry_sched_init(&s, grant_cb, NULL);
+  ferry_sched_owner_init(&o);
+  ferry_farm_device *d = ferry_farm_device_get(&f, &owner_a, "we\"ird\\key\n");
+  assert_int_equal(ferry_farm_granted(d, "m", "u", "h", 1000), 0);
+  assert_int_equal(ferry_sched_request_ex(&s, &o, "q\"", 0, "w\\", 0, 0), 0);
+  ferry_buf b;
+  ferry_buf_init(&b, 1 << 20);
+  assert_int_equal(ferry_farm_encode_status(&b, &f, &s, describe, NULL, 2000, 500), 0);
+  ferry_farm_status fs;
+  char err[160] = "";
+  assert_int_equal(ferry_farm_status_decode(b.data, b.len, &fs, err, sizeof err), 0);
+  assert_int_equal(fs.ndevices, 1);
+  assert_string_equal(fs.devices[0].key, "we\"ird\\key\n");
+  assert_string_equal(fs.devices[0].state, "in use");
+  assert_true(fs.devices[0].since == 1.0);
+  assert_int_equal(fs.nwaiting, 1);
+  assert_string_equal(fs.waiting[0].user, "w\\");
+  assert_true(fs.waiting[0].wait == 0.5);
+  ferry_farm_status_close(&fs);
+  ferry_buf_close(&b);
+  ferry_sched_owner_release(&s, &o);
+  ferry_sched_close(&s);
+  ferry_farm_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_states_and_holder),
@@ -212,6 +290,8 @@ int main(void) {
       cmocka_unit_test(test_user_clean),
       cmocka_unit_test(test_sched_deadline_and_positions),
       cmocka_unit_test(test_sched_hold),
+      cmocka_unit_test(test_metrics),
+      cmocka_unit_test(test_status_json),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
