@@ -1,4 +1,5 @@
-/* libFuzzer target: every tracker message decoder on arbitrary bytes, and
+/* libFuzzer target: every tracker message decoder on arbitrary bytes (the
+ * farm's too), and
  * the info merge plus summary encoder on whatever UPDATE_INFO decodes to. */
 #include <stddef.h>
 #include <stdint.h>
@@ -49,5 +50,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   err[0] = 0;
   if (ferry_tracker_decode_summary(data, size, &s, err, sizeof err) == 0)
     ferry_tracker_summary_close(&s);
+  /* The farm's (docs/internals/farm.md): FARM_STATUS replies and history
+   * lines; reports, deadlines and DRAIN go through the request decoder. */
+  ferry_farm_status fs;
+  if (ferry_farm_status_decode(data, size, &fs, err, sizeof err) == 0)
+    ferry_farm_status_close(&fs);
+  ferry_farm_line line;
+  (void)ferry_farm_line_decode(data, size, &line);
   return 0;
 }

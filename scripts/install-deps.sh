@@ -19,15 +19,20 @@ fi
 # itself, so no libpcap is linked.
 PACKAGES="build-essential cmake pkg-config libuv1-dev libjansson-dev \
 libcmocka-dev libdlpack-dev clang libclang-rt-14-dev python3 python3-pytest \
-python3-numpy procps tshark tcpdump pocl-opencl-icd ocl-icd-libopencl1"
+python3-numpy procps tshark tcpdump pocl-opencl-icd ocl-icd-libopencl1 \
+libmicrohttpd-dev chromium chromium-driver nettle-dev"
 # pocl-opencl-icd + ocl-icd-libopencl1: a CPU OpenCL device (PoCL) for the
 # OpenCL tests.  ferry itself needs neither to build or run: it loads
 # libOpenCL.so.1 at run time; a board serves its GPU with the ICD loader
 # and its vendor's OpenCL driver (ICD) instead of PoCL.
+# libmicrohttpd-dev: the tracker's --http-port (loaded with dlopen, only
+# then); chromium + chromium-driver: the dashboard's headless test;
+# nettle-dev: SHA-1 of the proxy's WebSocket handshake (linked statically).
 
 if [ -n "$CROSS_ARCH" ]; then
   PACKAGES="$PACKAGES gcc-$CROSS_TRIPLE libc6-dev-$CROSS_ARCH-cross \
-binutils-$CROSS_TRIPLE qemu-user libuv1-dev:$CROSS_ARCH libjansson-dev:$CROSS_ARCH"
+binutils-$CROSS_TRIPLE qemu-user libuv1-dev:$CROSS_ARCH libjansson-dev:$CROSS_ARCH \
+nettle-dev:$CROSS_ARCH"
   if ! dpkg --print-foreign-architectures | grep -qx "$CROSS_ARCH"; then
     if [ "$(id -u)" != 0 ]; then
       echo "ferry: as root: dpkg --add-architecture $CROSS_ARCH" >&2

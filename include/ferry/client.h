@@ -81,6 +81,10 @@ typedef struct ferry_client_opts {
    * use timeout_ms alone (a proxy holds the handshake until its server
    * comes). */
   int handshake_timeout_ms;
+  /* Tracker only: the REQUEST's user, which a ferry tracker shows as the
+   * device's holder (TVM's ignores it).  NULL: $FERRY_USER, else
+   * login@hostname.  Default NULL. */
+  const char *user;
 } ferry_client_opts;
 
 void ferry_client_opts_init(ferry_client_opts *o);

@@ -67,6 +67,7 @@ int cli_connect(const char *cmd, const cli_conn *conn, ferry_client **out) {
   }
   o.tracker_retry_ms = to_ms(conn->tracker_retry);
   o.handshake_timeout_ms = to_ms(conn->handshake_timeout);
+  o.user = conn->user;
   o.timeout_ms = to_ms(conn->timeout);
   o.session_timeout_s = conn->session_timeout;
   if (strcmp(conn->dialect, "classic") == 0) {

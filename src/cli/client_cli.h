@@ -25,9 +25,10 @@ typedef struct cli_conn {
   int verbose;
   double tracker_retry;     /* seconds: keep trying to reach the tracker */
   double handshake_timeout; /* seconds: a granted server's handshake */
+  const char *user;         /* tracker REQUEST's user; NULL: the default */
 } cli_conn;
 
-#define CLI_CONN_DEFAULTS {"127.0.0.1", 9090, NULL, NULL, "", 1, 60, 0, "classic", 0, 60, 5}
+#define CLI_CONN_DEFAULTS {"127.0.0.1", 9090, NULL, NULL, "", 1, 60, 0, "classic", 0, 60, 5, NULL}
 
 /* The option rows for a cli_conn named `conn`, to put at the head of each
  * command's option table. */
@@ -54,7 +55,9 @@ typedef struct cli_conn {
       {"tracker-retry", FERRY_OPT_DOUBLE, &(conn).tracker_retry, "SECONDS",   \
        "keep trying to reach the tracker this long, with back-off (default 60; 0 = once)"}, \
       {"handshake-timeout", FERRY_OPT_DOUBLE, &(conn).handshake_timeout, "SECONDS", \
-       "ask the tracker again when a granted server does not answer the handshake within this (default 5; 0 = only --timeout)"}
+       "ask the tracker again when a granted server does not answer the handshake within this (default 5; 0 = only --timeout)"}, \
+      {"user", FERRY_OPT_STRING, &(conn).user, "NAME",                        \
+       "who asks, shown as the device's holder by a ferry tracker (default $FERRY_USER or login@hostname)"}
 
 /* Connects as the options say.  On failure prints "ferry <cmd>: ..." and
  * returns the exit status (1, or 2 for bad option values); 0 on success. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/opts.h"
@@ -158,16 +159,129 @@ static void print_summary(FILE *out, const char *host, int port, ferry_tracker_s
   free(cs);
 }
 
+/* "in use by USER@HOST since 12:03:04 (session 3)" and the like. */
+static void describe_device(const ferry_farm_status_device *d, char *out, size_t cap) {
+  if (strcmp(d->state, "in use") != 0) {
+    snprintf(out, cap, "%s%s%s", d->state, d->health ? ": " : "", d->health ? d->health : "");
+    return;
+  }
+  if (!d->session && !(d->user && d->user[0])) {
+    snprintf(out, cap, "in use (unknown holder)");
+    return;
+  }
+  char when[16] = "?";
+  time_t t = (time_t)d->since;
+  struct tm tm;
+  if (d->since > 0 && localtime_r(&t, &tm))
+    strftime(when, sizeof when, "%H:%M:%S", &tm);
+  const char *user = d->user && d->user[0] ? d->user : "?";
+  int with_host = !strchr(user, '@') && d->host && d->host[0];
+  char sess[48] = "";
+  if (d->session)
+    snprintf(sess, sizeof sess, " (session %lld)", d->session);
+  else
+    snprintf(sess, sizeof sess, " (granted, no session reported)");
+  char lease[48] = "";
+  if (d->lease_left)
+    snprintf(lease, sizeof lease, ", lease ends in %.0fs", d->lease_left);
+  snprintf(out, cap, "in use by %s%s%s since %s%s%s", user, with_host ? "@" : "",
+           with_host ? d->host : "", when, sess, lease);
+}
+
+/* The --long part: every device with its state and holder, then every
+ * waiting request with its position and wait. */
+static void print_farm(FILE *out, const ferry_farm_status *st) {
+  fprintf(out, "Device Status\n------------------------------\n"
+               "server-address           key                 state\n"
+               "------------------------------\n");
+  for (size_t i = 0; i < st->ndevices; i++) {
+    const ferry_farm_status_device *d = &st->devices[i];
+    char text[512];
+    describe_device(d, text, sizeof text);
+    print_cell(out, d->addr ? d->addr : "", 21);
+    fputs("    ", out);
+    print_cell(out, d->key, 16);
+    fputs("    ", out);
+    fprintf(out, "%s\n", text);
+  }
+  fprintf(out, "------------------------------\n\n");
+  if (!st->nwaiting)
+    return;
+  fprintf(out, "Waiting Requests\n------------------------------\n"
+               "key                 position  waited  user\n"
+               "------------------------------\n");
+  for (size_t i = 0; i < st->nwaiting; i++) {
+    const ferry_farm_status_wait *w = &st->waiting[i];
+    print_cell(out, w->key, 16);
+    fprintf(out, "    %-8lld  %5.0fs  ", w->position, w->wait);
+    print_cell(out, w->user && w->user[0] ? w->user : "?", 0);
+    fputc('\n', out);
+  }
+  fprintf(out, "------------------------------\n\n");
+}
+
+/* One FARM_STATUS exchange; only a ferry tracker answers it. */
+static int query_farm(ferry_tracker_link *l, int ms, ferry_farm_status *st, char *err,
+                      size_t errcap) {
+  ferry_buf b;
+  ferry_buf_init(&b, 64);
+  int rc = ferry_tracker_encode_code(&b, FERRY_TRACKER_FARM_STATUS);
+  if (rc == 0)
+    rc = ferry_tracker_link_call(l, b.data, b.len, ms, err, errcap);
+  ferry_buf_close(&b);
+  if (rc == FERRY_ETIMEDOUT || rc == FERRY_ECLOSED)
+    snprintf(err, errcap, "the tracker does not report device states (not a ferry tracker?)");
+  if (rc)
+    return rc;
+  char derr[160] = "";
+  rc = ferry_farm_status_decode(l->reply.data, l->reply.len, st, derr, sizeof derr);
+  if (rc)
+    snprintf(err, errcap, "bad device status: %s", derr);
+  return rc;
+}
+
+/* One round: the summary (and with --long the device table). */
+static int query_once(ferry_tracker_link *l, const char *host, int port, int ms, int json,
+                      int lng, char *err, size_t errcap) {
+  ferry_tracker_summary s;
+  int rc = ferry_tracker_link_summary(l, &s, ms, err, errcap);
+  if (rc)
+    return rc;
+  if (json)
+    printf("%.*s\n", (int)l->reply.len, (const char *)l->reply.data);
+  else
+    print_summary(stdout, host, port, &s);
+  ferry_tracker_summary_close(&s);
+  if (lng) {
+    ferry_farm_status st;
+    rc = query_farm(l, ms, &st, err, errcap);
+    if (rc)
+      return rc;
+    if (json)
+      printf("%.*s\n", (int)l->reply.len, (const char *)l->reply.data);
+    else
+      print_farm(stdout, &st);
+    ferry_farm_status_close(&st);
+  }
+  return 0;
+}
+
 int ferry_cmd_query(int argc, char **argv) {
   const char *host = NULL;
   long port = 0;
   double timeout = 10;
-  int json = 0;
+  int json = 0, lng = 0;
+  double watch = 0;
   const ferry_opt opts[] = {
       {"host", FERRY_OPT_STRING, &host, "HOST",
        "tracker address ($TVM_TRACKER_HOST or 127.0.0.1)"},
       {"port", FERRY_OPT_INT, &port, "PORT", "tracker port ($TVM_TRACKER_PORT or 9190)"},
       {"json", FERRY_OPT_FLAG, &json, NULL, "print the raw summary JSON"},
+      {"long", FERRY_OPT_FLAG, &lng, NULL,
+       "also show each device's state and holder and the waiting requests "
+       "(ferry's tracker only)"},
+      {"watch", FERRY_OPT_DOUBLE, &watch, "SECONDS",
+       "redraw every SECONDS until interrupted (default: print once)"},
       {"timeout", FERRY_OPT_DOUBLE, &timeout, "SECONDS",
        "give up if the tracker does not answer in time (10)"},
   };
@@ -189,6 +303,10 @@ int ferry_cmd_query(int argc, char **argv) {
     fprintf(stderr, "ferry query: port out of range\n");
     return 2;
   }
+  if (watch < 0 || watch > 86400 || (watch > 0 && watch < 0.1)) {
+    fprintf(stderr, "ferry query: --watch must be in [0.1, 86400]\n");
+    return 2;
+  }
   if (!(timeout > 0) || timeout > 86400) {
     fprintf(stderr, "ferry query: --timeout must be in (0, 86400]\n");
     return 2;
@@ -204,18 +322,20 @@ int ferry_cmd_query(int argc, char **argv) {
     return 1;
   }
   ferry_tracker_link_set_max_reply(&l, FERRY_TRACKER_MAX_REPLY);
-  ferry_tracker_summary s;
-  rc = ferry_tracker_link_summary(&l, &s, ms, err, sizeof err);
-  if (rc) {
-    fprintf(stderr, "ferry query: %s\n", err);
-    ferry_tracker_link_close(&l);
-    return 1;
+  for (;;) {
+    if (watch > 0)
+      fputs("\033[H\033[2J", stdout); /* home, clear: a terminal redraw */
+    rc = query_once(&l, host, (int)port, ms, json, lng, err, sizeof err);
+    if (rc) {
+      fprintf(stderr, "ferry query: %s\n", err);
+      ferry_tracker_link_close(&l);
+      return 1;
+    }
+    if (fflush(stdout) != 0 || watch <= 0)
+      break;
+    struct timespec ts = {(time_t)watch, (long)((watch - (double)(time_t)watch) * 1e9)};
+    nanosleep(&ts, NULL);
   }
-  if (json)
-    printf("%.*s\n", (int)l.reply.len, (const char *)l.reply.data);
-  else
-    print_summary(stdout, host, (int)port, &s);
-  ferry_tracker_summary_close(&s);
   ferry_tracker_link_close(&l);
   return fflush(stdout) == 0 ? 0 : 1;
 }

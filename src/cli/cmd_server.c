@@ -49,7 +49,8 @@ int ferry_cmd_server(int argc, char **argv) {
   long port = 9090, port_end = 9199;
   const char *tracker = NULL, *key = "", *custom_addr = NULL;
   const char *load_library = NULL, *work_dir = NULL, *allow = NULL;
-  const char *work_quota = NULL, *allow_hop = NULL, *max_memory = NULL;
+  const char *work_quota = NULL, *allow_hop = NULL, *max_memory = NULL, *health_check = NULL;
+  long health_failures = 3;
   int through_proxy = 0, silent = 0, no_fork = 0, testing = 0, allow_popen = 0;
   double handshake_timeout = 10.0, session_timeout = 0.0;
   const ferry_opt opts[] = {
@@ -93,6 +94,11 @@ int ferry_cmd_server(int argc, char **argv) {
        "server (rpc.PopenSession) (off)"},
       {"allow", FERRY_OPT_STRING, &allow, "CIDR[,CIDR...]",
        "accept clients from these networks only (everybody)"},
+      {"health-check", FERRY_OPT_STRING, &health_check, "CMD",
+       "self-test run (sh -c) before the first offer and after a crashed or timed-out "
+       "session; exit 0 passes (default: fork and write in the work folder)"},
+      {"health-failures", FERRY_OPT_INT, &health_failures, "N",
+       "failed self-tests in a row before the server reports itself offline (3)"},
   };
   const ferry_cmd_spec spec = {
       "server", "[options]",
@@ -186,6 +192,12 @@ int ferry_cmd_server(int argc, char **argv) {
   cfg.load_library = load_library;
   cfg.work_dir = work_dir;
   cfg.no_fork = no_fork;
+  cfg.health_check = health_check;
+  cfg.health_failures = (int)health_failures;
+  if (health_failures < 1 || health_failures > 1000) {
+    fprintf(stderr, "ferry server: --health-failures must be in [1, 1000]\n");
+    return 2;
+  }
   cfg.handshake_ms = (int)(handshake_timeout * 1000.0);
   cfg.max_session_s = session_timeout;
   char err[512] = "";

@@ -9,6 +9,7 @@
 #define FERRY_COMMAND_MAP(XX)                                                 \
   XX(tracker, "rpc_tracker", "run an RPC tracker (device queues by key)")     \
   XX(query, "query_rpc_tracker", "show a tracker's servers and queues")       \
+  XX(drain, NULL, "stop a ferry tracker from handing out a device")           \
   XX(proxy, "rpc_proxy", "run an RPC proxy for devices the host cannot reach") \
   XX(server, "rpc_server", "run a device RPC server")                         \
   XX(run, NULL, "upload a library, call a function on .npy tensors")          \

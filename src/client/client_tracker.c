@@ -12,7 +12,9 @@
  *     key, is gone, or hangs in the handshake past opts.handshake_timeout_ms):
  *     REQUEST again, up to opts.max_retry grants in all. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "base/net.h"
@@ -102,6 +104,22 @@ int ferry_client_connect_tracker(const char *tracker_host, int tracker_port, con
   int rc = 0;
   ferry_tracker_link link;
   ferry_tracker_link_init(&link);
+  /* Who asks, for the farm's table: opts->user, $FERRY_USER, else
+   * login@hostname.
+   * TVM's tracker ignores it. */
+  char user[128] = "", host[64] = "";
+  const char *env = opts->user ? opts->user : getenv("FERRY_USER");
+  if (env && env[0]) {
+    snprintf(user, sizeof user, "%s", env);
+  } else {
+    const char *login = getenv("USER");
+    if (gethostname(host, sizeof host) != 0)
+      host[0] = 0;
+    host[sizeof host - 1] = 0;
+    snprintf(user, sizeof user, "%s@%s", login && login[0] ? login : "unknown",
+             host[0] ? host : "unknown");
+  }
+  link.user = user;
   for (;;) {
     char lerr[1024] = "";
     /* (Re)connect when the link is down: first time, or after the tracker

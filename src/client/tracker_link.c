@@ -28,6 +28,7 @@ static int64_t deadline_of(int timeout_ms) {
 void ferry_tracker_link_init(ferry_tracker_link *l) {
   l->fd = -1;
   l->peer[0] = 0;
+  l->user = NULL;
   ferry_buf_init(&l->reply, FERRY_TRACKER_MAX_FRAME + 1);
   ferry_tracker_link_set_max_reply(l, FERRY_TRACKER_MAX_FRAME);
 }
@@ -240,7 +241,7 @@ int ferry_tracker_link_request(ferry_tracker_link *l, const char *key,
                                int timeout_ms, char *err, size_t errcap) {
   ferry_buf b;
   ferry_buf_init(&b, FERRY_TRACKER_MAX_FRAME);
-  int rc = ferry_tracker_encode_request(&b, key, "", priority);
+  int rc = ferry_tracker_encode_request(&b, key, l->user ? l->user : "", priority);
   /* Sending a small frame should never take long even when the wait for
    * a device may be unbounded: cap the send at 10 s. */
   int send_ms = timeout_ms < 0 || timeout_ms > 10000 ? 10000 : timeout_ms;

@@ -23,6 +23,8 @@ typedef struct ferry_tracker_link {
   char peer[128];  /* "host:port" of the tracker, for messages */
   ferry_buf reply; /* the last reply body (owned, reused) */
   size_t max_reply; /* bytes a reply body may have; see _set_max_reply */
+  const char *user; /* REQUEST's user (NULL: "", as TVM's client sends);
+                       ferry's tracker shows it as the device's holder */
 } ferry_tracker_link;
 
 /* An unconnected link (fd -1).  Allocates nothing. */

@@ -225,6 +225,8 @@ static void finish(ferry_server *s, const char *outcome, int warn) {
   else
     ferry_info("session %llu from %s ended: %s after %.2fs",
                (unsigned long long)q->id, q->peer, outcome, secs);
+  server_tracker_report(s, FERRY_SESSION_END, outcome);
+  server_health_session_ended(s, outcome);
   q->active = 0;
   q->pid = 0;
   q->dir[0] = 0;
@@ -277,6 +279,16 @@ void server_fork_start(ferry_server *s, int fd, const char *peer,
     return;
   }
   q->quota = session_quota(s);
+  /* A lease from the tracker shortens the session's deadline like
+   * --max-session does (the same timeout packet ends it). */
+  double lease = server_tracker_report(s, FERRY_SESSION_START, NULL);
+  if (lease > 0) {
+    int64_t end = q->start_ms + (int64_t)(lease * 1000.0);
+    if (q->deadline_ms < 0 || end < q->deadline_ms) {
+      q->deadline_ms = end;
+      q->timeout_s = lease;
+    }
+  }
   log_start(s);
   ferry_debug("session %llu: work quota %llu bytes", (unsigned long long)q->id,
               (unsigned long long)q->quota);

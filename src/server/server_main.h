@@ -50,6 +50,8 @@ typedef struct ferry_server_config {
   int testing;              /* --testing: offer TVM's rpc.test.* functions */
   const char *allow_hop;    /* --allow-hop list; NULL: multi-hop sessions refused */
   int allow_popen;          /* --allow-popen: rpc.PopenSession sessions (session_popen.c) */
+  const char *health_check; /* --health-check command; NULL: the built-in self-test */
+  int health_failures;      /* self-test failures in a row before offline; <= 0: 3 */
 } ferry_server_config;
 
 /* Checks an --allow-hop list: comma-separated HOST:PORT or HOST:* entries

@@ -77,6 +77,9 @@ typedef struct server_tracker {
   int offered;              /* the current key was PUT on this link */
   int failures;             /* consecutive failed connects (log throttling) */
   int healthy;              /* a poll succeeded on this link */
+  char reported_key[SERVER_MAX_KEY]; /* the running session's match key,
+                                        "" when no report is due */
+  int start_reported;       /* the tracker took its start report */
 } server_tracker;
 
 enum server_proxy_state {
@@ -92,6 +95,14 @@ typedef struct server_proxy {
   int backoff_ms;
   ferry_handshake_reader rd;
 } server_proxy;
+
+typedef struct server_health {
+  int due;        /* a self-test must pass before the next offer */
+  int failures;   /* in a row */
+  int reported;   /* failures the tracker was last told (0: healthy) */
+  int64_t next_ms;
+  int backoff_ms;
+} server_health;
 
 typedef struct ferry_server {
   const ferry_server_config *cfg;
@@ -113,8 +124,18 @@ typedef struct ferry_server {
   server_hs hs[SERVER_MAX_HANDSHAKES];
   server_session sess;
   server_tracker tracker;
+  server_health health;
   server_proxy proxy;
 } ferry_server;
+
+/* ---- server_health.c ---- */
+void server_health_init(ferry_server *s);
+/* A session ended with this outcome: a crash or a timeout asks for a
+ * self-test before the next offer. */
+void server_health_session_ended(ferry_server *s, const char *outcome);
+/* Runs a due self-test.  Returns 0 when the server may be offered, else
+ * when to call again (ferry_now_ms clock). */
+int64_t server_health_tick(ferry_server *s, int64_t now);
 
 /* ---- server_main.c ---- */
 /* Wakes the poll loop: the byte says why ('C' child, 'T' terminate). */
@@ -171,6 +192,9 @@ void server_tracker_readable(ferry_server *s);
 void server_tracker_session_done(ferry_server *s);
 /* A session started: the current key is spent. */
 void server_tracker_session_started(ferry_server *s);
+/* Reports a session start or end (FERRY_SESSION_*) to a ferry tracker;
+ * returns the lease it grants in seconds (0: none). */
+double server_tracker_report(ferry_server *s, int event, const char *outcome);
 void server_tracker_close(ferry_server *s);
 /* Sets a fresh "<key>:<random>" match key (or the device key). */
 void server_tracker_new_matchkey(ferry_server *s);

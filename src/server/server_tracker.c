@@ -69,6 +69,7 @@ void server_tracker_init(ferry_server *s) {
   t->next_try_ms = ferry_now_ms();
   t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
   s->has_matchkey = 0;
+  server_health_init(s);
 }
 
 static void drop_link(ferry_server *s, const char *why) {
@@ -196,8 +197,12 @@ int64_t server_tracker_tick(ferry_server *s, int64_t now) {
     /* A new tracker link withdrew nothing we could still honour: the old
      * offers died with the old link, so offer a new key (TVM does too). */
     t->need_put = 1;
+    s->health.reported = 0; /* a new tracker knows nothing of our health */
   }
   if (t->need_put && !s->sess.active) {
+    int64_t retry = server_health_tick(s, now);
+    if (retry)
+      return server_min_deadline(retry, t->next_poll_ms);
     if (put_new_key(s) != 0) {
       drop_link(s, "PUT failed");
       return t->next_try_ms;
@@ -212,7 +217,7 @@ int64_t server_tracker_tick(ferry_server *s, int64_t now) {
     t->healthy = 1;
     t->backoff_ms = TRACKER_BACKOFF_MIN_MS;
     t->next_poll_ms = ferry_now_ms() + TRACKER_POLL_MS;
-    if (t->need_put && !s->sess.active && put_new_key(s) != 0) {
+    if (t->need_put && !s->sess.active && !s->health.due && put_new_key(s) != 0) {
       drop_link(s, "PUT failed");
       return t->next_try_ms;
     }
@@ -231,14 +236,60 @@ void server_tracker_readable(ferry_server *s) {
 }
 
 void server_tracker_session_started(ferry_server *s) {
-  if (s->cfg->tracker_host && !s->cfg->through_proxy)
+  if (s->cfg->tracker_host && !s->cfg->through_proxy) {
+    /* The key this session's client presented, for its report. */
+    snprintf(s->tracker.reported_key, sizeof s->tracker.reported_key, "%s",
+             s->has_matchkey ? s->matchkey : "");
     s->has_matchkey = 0; /* a match key serves one session */
+  }
 }
 
 void server_tracker_session_done(ferry_server *s) {
   if (s->tracker.state == SERVER_TRACKER_OFF || s->stopping)
     return;
   s->tracker.need_put = 1;
+}
+
+/* Tells the tracker that a session started or ended (docs/internals/
+ * farm.md): an UPDATE_INFO whose only entry is "ferry_session", which
+ * ferry's tracker takes out and TVM's merges and ignores.  The reply is a
+ * status: ferry's tracker answers a start with the lease of the device's
+ * key in seconds (0: none), TVM's with 0; -1 means the report was refused
+ * (logged there; nothing changes here).  Returns the lease or 0.  A lost
+ * link is left to the next tick, as for a failed poll. */
+double server_tracker_report(ferry_server *s, int event, const char *outcome) {
+  server_tracker *t = &s->tracker;
+  if (t->state != SERVER_TRACKER_UP || !t->reported_key[0] ||
+      (event == FERRY_SESSION_END && !t->start_reported)) {
+    t->reported_key[0] = 0;
+    return 0;
+  }
+  ferry_buf b;
+  ferry_buf_init(&b, FERRY_TRACKER_MAX_FRAME);
+  char err[256] = "";
+  int rc = ferry_tracker_encode_report(&b, event, (long long)s->sess.id, t->reported_key,
+                                       outcome, 0, NULL);
+  if (rc == 0)
+    rc = ferry_tracker_link_call(&t->link, b.data, b.len, TRACKER_REPLY_MS, err, sizeof err);
+  ferry_buf_close(&b);
+  int status = 0;
+  if (rc == 0)
+    rc = ferry_tracker_decode_status(t->link.reply.data, t->link.reply.len, &status, err,
+                                     sizeof err);
+  if (event == FERRY_SESSION_END)
+    t->reported_key[0] = 0;
+  t->start_reported = event == FERRY_SESSION_START && rc == 0 && status >= 0;
+  if (rc) {
+    ferry_warn("tracker session report: %s", err[0] ? err : ferry_strerror(rc));
+    drop_link(s, "no answer to a session report");
+    return 0;
+  }
+  if (status < 0) {
+    ferry_warn("the tracker refused the report of session %llu",
+               (unsigned long long)s->sess.id);
+    return 0;
+  }
+  return status;
 }
 
 void server_tracker_close(ferry_server *s) {

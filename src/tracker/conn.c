@@ -53,6 +53,7 @@ static void account_reader(tconn *c, int progress) {
 static void detach(tconn *c) {
   ferry_tracker *t = c->t;
   ferry_sched_owner_release(&t->sched, &c->owner);
+  ferry_farm_forget(&t->farm, c);
   if (c->info)
     t->info_total -= ferry_tracker_info_size(c->info);
   ferry_tracker_info_free(c->info);

@@ -5,9 +5,10 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/net.h"
 #include "tracker/tracker_impl.h"
 
-enum { WARNED_NOT_SERVER = 1, WARNED_OFFERS = 2, WARNED_INFO = 4 };
+enum { WARNED_NOT_SERVER = 1, WARNED_OFFERS = 2, WARNED_INFO = 4, WARNED_USER = 8 };
 
 /* The level to log a refusal at: WARN the first time this peer earns it,
  * then DEBUG, so that a peer pipelining refused requests cannot flood the
@@ -54,8 +55,9 @@ int ferry_tracker_grant_cb(void *ctx, const ferry_sched_grant *g) {
     return -1;
   }
   (void)t;
-  ferry_info("grant %s (%s, offered by %s) to %s", g->key, g->matchkey, srv->name,
-             req->name);
+  ferry_tracker_farm_granted(srv, req, g);
+  ferry_info("grant %s (%s, offered by %s) to %s after %.3fs", g->key, g->matchkey,
+             srv->name, req->name, (double)g->waited_ms / 1000.0);
   return 0;
 }
 
@@ -73,8 +75,9 @@ static int on_put(tconn *c, ferry_tracker_request *r) {
     return reply_status(c, -1);
   }
   const char *addr = r->addr_json ? r->addr_json : c->ip_json;
-  int rc = ferry_sched_put(&c->t->sched, &c->owner, r->key, r->matchkey, addr,
-                           r->port_json);
+  int held = ferry_tracker_farm_put(c, r->key, addr, r->port_json);
+  int rc = ferry_sched_put_ex(&c->t->sched, &c->owner, r->key, r->matchkey, addr,
+                              r->port_json, held);
   if (rc) {
     ferry_tconn_close(c, FERRY_LOG_WARN,
                       "PUT refused: %s (at most %d offers per peer, %u MiB in all)",
@@ -92,8 +95,17 @@ static int on_put(tconn *c, ferry_tracker_request *r) {
 }
 
 static int on_request(tconn *c, ferry_tracker_request *r) {
-  ferry_info("request %s priority %g from %s", r->key, r->priority, c->name);
-  int rc = ferry_sched_request(&c->t->sched, &c->owner, r->key, r->priority);
+  char user[FERRY_FARM_MAX_USER + 1];
+  if (r->user && ferry_farm_user_clean(r->user, user) != 0)
+    ferry_log(refusal(c, WARNED_USER),
+              "REQUEST %s from %s: its user is not printable ASCII of at most %d bytes; "
+              "shown as '?'", r->key, c->name, FERRY_FARM_MAX_USER);
+  ferry_info("request %s priority %g from %s%s%s", r->key, r->priority, c->name,
+             r->user && r->user[0] ? " for " : "", r->user && r->user[0] ? user : "");
+  int64_t now = ferry_now_ms();
+  int64_t deadline = r->deadline_s > 0 ? now + (int64_t)(r->deadline_s * 1000.0) : 0;
+  int rc = ferry_sched_request_ex(&c->t->sched, &c->owner, r->key, r->priority,
+                                  r->user ? user : "", now, deadline);
   if (rc)
     ferry_tconn_close(c, FERRY_LOG_WARN,
                       "REQUEST refused: %s (at most %d waiting per peer, %u MiB in all)",
@@ -109,6 +121,9 @@ static int on_update_info(tconn *c, ferry_tracker_request *r) {
   ferry_tracker *t = c->t;
   if (!may_serve(c, "UPDATE_INFO"))
     return reply_status(c, -1);
+  /* A ferry server's session report updates the farm, nothing else. */
+  if (r->report.event)
+    return ferry_tracker_farm_report(c, &r->report);
   /* Merge into a copy (the old entries in their order, then the update),
    * so that the tracker-wide budget can refuse it as well. */
   ferry_tracker_info *merged = ferry_tracker_info_new();
@@ -144,6 +159,7 @@ static int on_update_info(tconn *c, ferry_tracker_request *r) {
   c->info = merged;
   t->info_total = total;
   const char *key = ferry_tracker_info_key(c->info);
+  ferry_tracker_farm_info(c, key);
   ferry_info("info %s from %s", key ? key : "(no key)", c->name);
   return reply_status(c, 0);
 }
@@ -223,6 +239,8 @@ int ferry_tracker_handle(tconn *c, const uint8_t *body, size_t len) {
   case FERRY_TRACKER_GET_PENDING_MATCHKEYS: rc = on_pending(c); break;
   case FERRY_TRACKER_PING: rc = reply_status(c, 0); break;
   case FERRY_TRACKER_STOP: rc = on_stop(c, &r); break;
+  case FERRY_TRACKER_FARM_STATUS: rc = ferry_tracker_farm_status(c); break;
+  case FERRY_TRACKER_FARM_DRAIN: rc = ferry_tracker_farm_drain(c, &r); break;
   default: rc = FERRY_EUNSUPPORTED; break;
   }
   ferry_tracker_request_close(&r);

@@ -23,6 +23,7 @@ typedef struct ferry_sched_offer {
   queue *q;
   ferry_sched_owner *owner;
   size_t size; /* bytes allocated, for the budget */
+  int held;    /* drained or offline: never granted */
   const char *addr_json, *port_json, *matchkey; /* point into text[] */
   char text[];
 } offer;
@@ -34,6 +35,8 @@ typedef struct ferry_sched_request {
   double priority;
   uint64_t seq;
   size_t hidx; /* position in q->heap */
+  int64_t since_ms, deadline_ms;
+  char user[]; /* NUL-terminated */
 } request;
 
 /* ---- lists -------------------------------------------------------------- */
@@ -213,20 +216,31 @@ static void free_offer(ferry_sched *s, offer *o) {
 }
 
 static void free_request(ferry_sched *s, request *r) {
-  s->bytes -= sizeof *r;
+  s->bytes -= sizeof *r + strlen(r->user) + 1;
   heap_remove(r->q, r->hidx);
   list_remove(&r->olink);
   r->owner->nrequests--;
   free(r);
 }
 
+/* The oldest offer of q that is not held, or NULL.  O(held offers). */
+static offer *first_grantable(queue *q) {
+  for (ferry_sched_link *l = q->free.next; l != &q->free; l = l->next) {
+    offer *o = ferry_container_of(l, offer, qlink);
+    if (!o->held)
+      return o;
+  }
+  return NULL;
+}
+
 /* Matches free offers with waiting requests until one side runs out. */
 static void run_queue(ferry_sched *s, queue *q) {
-  while (q->nfree > 0 && q->nheap > 0) {
-    offer *o = ferry_container_of(q->free.next, offer, qlink);
+  offer *o;
+  while (q->nheap > 0 && (o = first_grantable(q)) != NULL) {
     request *r = q->heap[0];
     ferry_sched_grant g = {q->key, o->addr_json, o->port_json, o->matchkey,
-                           o->owner, r->owner, r->priority};
+                           o->owner, r->owner, r->priority, r->user,
+                           s->now_ms - r->since_ms};
     int delivered = s->grant_cb(s->ctx, &g) == 0;
     free_request(s, r);
     if (delivered) {
@@ -244,6 +258,12 @@ static void run_queue(ferry_sched *s, queue *q) {
 int ferry_sched_put(ferry_sched *s, ferry_sched_owner *ow, const char *key,
                     const char *matchkey, const char *addr_json,
                     const char *port_json) {
+  return ferry_sched_put_ex(s, ow, key, matchkey, addr_json, port_json, 0);
+}
+
+int ferry_sched_put_ex(ferry_sched *s, ferry_sched_owner *ow, const char *key,
+                       const char *matchkey, const char *addr_json,
+                       const char *port_json, int held) {
   if (ow->noffers >= FERRY_SCHED_MAX_OFFERS_PER_OWNER)
     return FERRY_ETOOBIG;
   size_t la = strlen(addr_json) + 1, lp = strlen(port_json) + 1,
@@ -269,6 +289,7 @@ int ferry_sched_put(ferry_sched *s, ferry_sched_owner *ow, const char *key,
   o->q = q;
   o->owner = ow;
   o->size = size;
+  o->held = held;
   s->bytes += size;
   list_push_back(&q->free, &o->qlink);
   list_push_back(&ow->offers, &o->olink);
@@ -280,13 +301,21 @@ int ferry_sched_put(ferry_sched *s, ferry_sched_owner *ow, const char *key,
 
 int ferry_sched_request(ferry_sched *s, ferry_sched_owner *ow, const char *key,
                         double priority) {
+  return ferry_sched_request_ex(s, ow, key, priority, "", s->now_ms, 0);
+}
+
+int ferry_sched_request_ex(ferry_sched *s, ferry_sched_owner *ow, const char *key,
+                           double priority, const char *user, int64_t now_ms,
+                           int64_t deadline_ms) {
   if (ow->nrequests >= FERRY_SCHED_MAX_REQUESTS_PER_OWNER)
     return FERRY_ETOOBIG;
+  size_t ulen = strnlen(user ? user : "", FERRY_TRACKER_MAX_KEY);
   /* The heap may double: count its growth too (a pointer per slot). */
-  int rc = budget(s, key, sizeof(request) + 2 * sizeof(request *));
+  int rc = budget(s, key, sizeof(request) + ulen + 1 + 2 * sizeof(request *));
   if (rc)
     return rc;
-  request *r = malloc(sizeof *r);
+  s->now_ms = now_ms;
+  request *r = malloc(sizeof *r + ulen + 1);
   if (!r)
     return FERRY_ENOMEM;
   queue *q = get_queue(s, key, &rc);
@@ -311,7 +340,11 @@ int ferry_sched_request(ferry_sched *s, ferry_sched_owner *ow, const char *key,
   r->owner = ow;
   r->priority = priority;
   r->seq = s->seq++;
-  s->bytes += sizeof *r;
+  r->since_ms = now_ms;
+  r->deadline_ms = deadline_ms;
+  memcpy(r->user, user ? user : "", ulen);
+  r->user[ulen] = 0;
+  s->bytes += sizeof *r + ulen + 1;
   list_push_back(&ow->requests, &r->olink);
   ow->nrequests++;
   q->heap[q->nheap] = r;
@@ -397,4 +430,81 @@ void ferry_sched_stats(const ferry_sched *s, ferry_tracker_queue_stat *out) {
     out[i].pending = q->nheap;
     i++;
   }
+}
+
+/* ---- deadlines, listings, holds ---------------------------------------- */
+
+void ferry_sched_expire(ferry_sched *s, int64_t now_ms, ferry_sched_expire_cb cb,
+                        void *ctx) {
+  s->now_ms = now_ms;
+  for (ferry_sched_link *l = s->order.next; l != &s->order;) {
+    queue *q = ferry_container_of(l, queue, order);
+    l = l->next; /* q may be pruned below */
+    size_t i = 0;
+    while (i < q->nheap) {
+      request *r = q->heap[i];
+      if (!r->deadline_ms || r->deadline_ms > now_ms) {
+        i++;
+        continue;
+      }
+      /* Its position: how many would be served before it, plus one. */
+      size_t pos = 1;
+      for (size_t j = 0; j < q->nheap; j++)
+        pos += req_before(q->heap[j], r);
+      ferry_sched_waiting w = {q->key, r->user, r->owner, r->priority, pos,
+                               r->since_ms, r->deadline_ms};
+      cb(ctx, &w);
+      free_request(s, r); /* the heap moved: look at index i again */
+    }
+    maybe_prune(s, q);
+  }
+}
+
+static int cmp_req(const void *a, const void *b) {
+  const request *x = *(request *const *)a, *y = *(request *const *)b;
+  return req_before(x, y) ? -1 : req_before(y, x) ? 1 : 0;
+}
+
+size_t ferry_sched_waiting_list(const ferry_sched *s, ferry_sched_waiting *out,
+                                size_t cap) {
+  size_t n = 0;
+  for (const ferry_sched_link *l = s->order.next; l != &s->order; l = l->next) {
+    const queue *q = ferry_container_of(l, queue, order);
+    if (!q->nheap)
+      continue;
+    request **sorted = malloc(q->nheap * sizeof *sorted);
+    if (!sorted)
+      return n; /* a status page is best effort */
+    memcpy(sorted, q->heap, q->nheap * sizeof *sorted);
+    qsort(sorted, q->nheap, sizeof *sorted, cmp_req);
+    for (size_t i = 0; i < q->nheap; i++, n++)
+      if (n < cap)
+        out[n] = (ferry_sched_waiting){q->key, sorted[i]->user, sorted[i]->owner,
+                                       sorted[i]->priority, i + 1, sorted[i]->since_ms,
+                                       sorted[i]->deadline_ms};
+    free(sorted);
+  }
+  return n;
+}
+
+size_t ferry_sched_owner_free(const ferry_sched_owner *ow, const char *key) {
+  size_t n = 0;
+  for (const ferry_sched_link *l = ow->offers.next; l != &ow->offers; l = l->next) {
+    const offer *o = ferry_container_of(l, offer, olink);
+    n += strcmp(o->q->key, key) == 0;
+  }
+  return n;
+}
+
+void ferry_sched_hold(ferry_sched *s, ferry_sched_owner *ow, const char *key, int held) {
+  queue *q = NULL;
+  for (ferry_sched_link *l = ow->offers.next; l != &ow->offers; l = l->next) {
+    offer *o = ferry_container_of(l, offer, olink);
+    if (strcmp(o->q->key, key) == 0) {
+      o->held = held;
+      q = o->q;
+    }
+  }
+  if (q && !held)
+    run_queue(s, q);
 }

@@ -51,7 +51,24 @@ typedef struct ferry_sched_grant {
   ferry_sched_owner *server;    /* who offered */
   ferry_sched_owner *requester; /* who asked */
   double priority;
+  const char *user; /* what the REQUEST said ("" if nothing) */
+  int64_t waited_ms; /* from the REQUEST to this grant */
 } ferry_sched_grant;
+
+/* What a waiting request looks like from outside (status pages). */
+typedef struct ferry_sched_waiting {
+  const char *key;
+  const char *user;
+  const ferry_sched_owner *owner;
+  double priority;
+  size_t position; /* 1: served next in its queue */
+  int64_t since_ms; /* when it arrived (the caller's clock) */
+  int64_t deadline_ms; /* 0: none */
+} ferry_sched_waiting;
+
+/* Called for a request whose deadline passed, just before it is dropped;
+ * position is where it stood in its queue (1: next). */
+typedef void (*ferry_sched_expire_cb)(void *ctx, const ferry_sched_waiting *w);
 
 /* Delivers a grant (writes the REQUEST reply).  Return 0 if delivered;
  * non-zero if the requester cannot take it: the request is dropped and the
@@ -69,6 +86,7 @@ typedef struct ferry_sched {
   uint64_t grants;  /* statistics */
   size_t bytes;     /* memory held by queues, offers and requests */
   size_t max_bytes; /* ceiling on bytes (0: none); set after init */
+  int64_t now_ms;   /* the caller's clock as of its last call (waits) */
 } ferry_sched;
 
 void ferry_sched_init(ferry_sched *s, ferry_sched_grant_cb cb, void *ctx);
@@ -89,11 +107,38 @@ void ferry_sched_owner_release(ferry_sched *s, ferry_sched_owner *o);
 int ferry_sched_put(ferry_sched *s, ferry_sched_owner *o, const char *key,
                     const char *matchkey, const char *addr_json,
                     const char *port_json) FERRY_MUST_CHECK;
+/* The same; held = 1 offers it held (see ferry_sched_hold). */
+int ferry_sched_put_ex(ferry_sched *s, ferry_sched_owner *o, const char *key,
+                       const char *matchkey, const char *addr_json,
+                       const char *port_json, int held) FERRY_MUST_CHECK;
 /* Queues a request for `key` and runs the queue (it may be granted at
  * once).  FERRY_ETOOBIG over FERRY_SCHED_MAX_REQUESTS_PER_OWNER or
  * max_bytes. */
 int ferry_sched_request(ferry_sched *s, ferry_sched_owner *o, const char *key,
                         double priority) FERRY_MUST_CHECK;
+/* The same, remembering who asked (user, copied, at most
+ * FERRY_TRACKER_MAX_KEY bytes), when (now_ms, the caller's clock) and
+ * until when it may wait (deadline_ms, 0 = forever). */
+int ferry_sched_request_ex(ferry_sched *s, ferry_sched_owner *o, const char *key,
+                           double priority, const char *user, int64_t now_ms,
+                           int64_t deadline_ms) FERRY_MUST_CHECK;
+/* Drops every request whose deadline is <= now_ms, calling cb for each
+ * first (cb must not call back into the scheduler).  O(all requests). */
+void ferry_sched_expire(ferry_sched *s, int64_t now_ms, ferry_sched_expire_cb cb,
+                        void *ctx);
+/* Waiting requests, queue by queue in creation order and in the order they
+ * will be served inside a queue: fills out[0..cap) and returns how many
+ * there are in all (may exceed cap).  Strings valid until the next change.
+ * O(n log n) per queue (its heap is copied and sorted). */
+size_t ferry_sched_waiting_list(const ferry_sched *s, ferry_sched_waiting *out,
+                                size_t cap);
+/* Free offers of this owner under key.  O(offers of the owner). */
+size_t ferry_sched_owner_free(const ferry_sched_owner *o, const char *key);
+/* Marks the owner's offers under key as held (not granted) or not; a
+ * held offer stays listed as pending for its server and counted as free
+ * in SUMMARY, so that a drained or offline device keeps its place and
+ * TVM's tools see no change.  Releasing runs the queue. */
+void ferry_sched_hold(ferry_sched *s, ferry_sched_owner *o, const char *key, int held);
 
 /* The owner's match keys still on offer, each once, oldest first: fills
  * out[0..cap) and returns the count (at most noffers).  Pointers valid

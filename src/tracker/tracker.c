@@ -110,6 +110,9 @@ static void tick_cb(uv_timer_t *tm) {
                         c->magic_done ? "frame" : "magic", t->frame_timeout_ms);
     c = next;
   }
+  ferry_tracker_farm_tick(t, now);
+  if (t->http)
+    ferry_tracker_http_publish(t);
 }
 
 static void signal_cb(uv_signal_t *s, int signum) {
@@ -191,7 +194,43 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
   }
   ferry_buf_init(&t->scratch, FERRY_TRACKER_MAX_REPLY);
   ferry_sched_init(&t->sched, ferry_tracker_grant_cb, t);
+  ferry_farm_init(&t->farm);
+  ferry_metrics_init(&t->metrics);
+  t->history.fd = -1;
+  if (opts->state_dir && opts->state_dir[0] &&
+      ferry_history_open(&t->history, opts->state_dir, &t->farm, err, errcap) != 0) {
+    ferry_farm_close(&t->farm);
+    ferry_sched_close(&t->sched);
+    ferry_buf_close(&t->scratch);
+    uv_loop_close(&t->loop);
+    close(t->listen_fd);
+    free(t);
+    return FERRY_ESYS;
+  }
+  if (opts->max_session && opts->max_session[0] &&
+      ferry_farm_parse_leases(&t->farm, opts->max_session, err, errcap) != 0) {
+    char why[200];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, errcap, "--max-session: %s", why);
+    ferry_sched_close(&t->sched);
+    ferry_buf_close(&t->scratch);
+    uv_loop_close(&t->loop);
+    close(t->listen_fd);
+    free(t);
+    return FERRY_EINVAL;
+  }
   t->sched.max_bytes = FERRY_TRACKER_MAX_STATE;
+  if (opts->http_port >= 0 &&
+      ferry_http_start(&t->http, host, opts->http_port, err, errcap) != 0) {
+    ferry_history_close(&t->history);
+    ferry_farm_close(&t->farm);
+    ferry_sched_close(&t->sched);
+    ferry_buf_close(&t->scratch);
+    uv_loop_close(&t->loop);
+    close(t->listen_fd);
+    free(t);
+    return FERRY_ESYS;
+  }
   uv_poll_init_socket(&t->loop, &t->listen_poll, t->listen_fd);
   t->listen_poll.data = t;
   uv_timer_init(&t->loop, &t->accept_backoff);
@@ -208,10 +247,15 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
 }
 
 int ferry_tracker_port(const ferry_tracker *t) { return t->port; }
+int ferry_tracker_http_port(const ferry_tracker *t) {
+  return t->http ? ferry_http_port(t->http) : -1;
+}
 const char *ferry_tracker_host(const ferry_tracker *t) { return t->host; }
 
 int ferry_tracker_run(ferry_tracker *t) {
   start_listening(t);
+  if (t->http)
+    ferry_tracker_http_publish(t); /* the first snapshot, before any tick */
   uv_timer_start(&t->tick, tick_cb, 1000, 1000);
   if (t->handle_signals) {
     uv_signal_start(&t->sigint, signal_cb, SIGINT);
@@ -232,7 +276,10 @@ void ferry_tracker_free(ferry_tracker *t) {
   if (uv_loop_close(&t->loop) != 0)
     ferry_warn("event loop still had handles at exit");
   close(t->listen_fd);
+  ferry_http_stop(t->http);
+  ferry_history_close(&t->history);
   ferry_sched_close(&t->sched);
+  ferry_farm_close(&t->farm);
   ferry_buf_close(&t->scratch);
   ferry_info("tracker stopped; %llu grants served", (unsigned long long)t->sched.grants);
   free(t);

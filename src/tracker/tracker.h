@@ -24,6 +24,15 @@ typedef struct ferry_tracker_opts {
    * PUT and UPDATE_INFO are answered FAIL (-1). */
   const ferry_allow *allow;
   const ferry_allow *allow_servers;
+  /* Leases: "SECONDS" or "KEY=SECONDS[,...]" ("*=S" for the rest); NULL
+   * or empty = none.  A ferry server ends a session past its lease. */
+  const char *max_session;
+  /* The HTTP side (dashboard, /api/status, /metrics) on host:http_port;
+   * 0 = any free port; < 0 = off (the default). */
+  int http_port;
+  /* Keep the session history in DIR/history.jsonl across restarts; NULL
+   * = in memory only. */
+  const char *state_dir;
 } ferry_tracker_opts;
 
 typedef struct ferry_tracker ferry_tracker;
@@ -37,6 +46,8 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
 /* The bound address, e.g. for the "listening on HOST:PORT" line. */
 int ferry_tracker_port(const ferry_tracker *t);
 const char *ferry_tracker_host(const ferry_tracker *t);
+/* The HTTP side's port, or -1 when it is off. */
+int ferry_tracker_http_port(const ferry_tracker *t);
 /* Serves until stopped.  Returns 0 after a clean stop. */
 int ferry_tracker_run(ferry_tracker *t) FERRY_MUST_CHECK;
 void ferry_tracker_free(ferry_tracker *t);

@@ -8,6 +8,10 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "tracker/farm.h"
+#include "tracker/history_file.h"
+#include "tracker/http.h"
+#include "tracker/metrics.h"
 #include "tracker/scheduler.h"
 #include "tracker/tracker.h"
 #include "wire/frame.h"
@@ -60,6 +64,10 @@ struct ferry_tracker {
   unsigned refused_logged;      /* refusal lines logged in that second */
   unsigned long refused_quiet;  /* refusals not logged since */
   ferry_sched sched;
+  ferry_farm farm;
+  ferry_metrics metrics;
+  ferry_http *http; /* NULL: no HTTP side */
+  ferry_history_file history; /* fd -1: no --state-dir */
   tconn *conns, *conns_tail; /* doubly linked, in accept order */
   size_t nconns;
   size_t buffered;   /* bytes held by all frame readers */
@@ -109,6 +117,24 @@ int ferry_tconn_send(tconn *c, const void *body, size_t len);
  * closes the connection (the reason already logged). */
 int ferry_tracker_handle(tconn *c, const uint8_t *body, size_t len);
 int ferry_tracker_grant_cb(void *ctx, const ferry_sched_grant *g);
+
+/* farm_conn.c (docs/internals/farm.md) */
+int64_t ferry_tracker_wall_ms(void);
+/* Before a PUT reaches the scheduler: the device is free again; returns 1
+ * if its offers are to be held (drained or offline). */
+int ferry_tracker_farm_put(tconn *c, const char *key, const char *addr_json,
+                           const char *port_json);
+void ferry_tracker_farm_info(tconn *c, const char *info_key);
+void ferry_tracker_farm_granted(tconn *srv, tconn *req, const ferry_sched_grant *g);
+/* These reply (0 or a FERRY_E* code, as the other handlers). */
+int ferry_tracker_farm_report(tconn *c, const ferry_tracker_report *r);
+int ferry_tracker_farm_status(tconn *c);
+int ferry_tracker_farm_drain(tconn *c, const ferry_tracker_request *r);
+int ferry_tracker_farm_status_json(ferry_tracker *t, ferry_buf *b);
+/* Publishes the status JSON and the metrics text to the HTTP side. */
+void ferry_tracker_http_publish(ferry_tracker *t);
+/* Once a second: requests past their deadline get their refusal. */
+void ferry_tracker_farm_tick(ferry_tracker *t, int64_t now_ms);
 
 /* tracker.c */
 void ferry_tracker_stop(ferry_tracker *t, const char *why);

@@ -27,6 +27,14 @@ enum ferry_tracker_code {
 #undef FERRY_TRACKER_CODE_ENUM_
 };
 
+/* ferry's own tracker codes, outside TVM's range: only ferry's tools send
+ * them, and only to a tracker they know to be ferry's (TVM's tracker logs
+ * an unknown code and never answers).  FARM_STATUS [100] asks for the
+ * device table (farm.md); DRAIN [101, "KEY or ADDR", stop_key] stops
+ * offering a device. */
+#define FERRY_TRACKER_FARM_STATUS 100
+#define FERRY_TRACKER_FARM_DRAIN 101
+
 /* Ceilings (tracker-proxy-server.md §10.4 recommendations). */
 #define FERRY_TRACKER_MAX_FRAME (1u << 20) /* post-0.20 MAX_TRACKER_MSG_BYTES */
 /* The largest reply ferry's tracker sends: a SUMMARY holds every peer's

@@ -35,4 +35,12 @@ char *ferry_tracker_json_strdup(const json_t *s, size_t max, int *rc);
 void ferry_tracker_json_errf(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* tracker_farm.c: fills r from a "ferry_session" object; a malformed one
+ * gives r->event = -1 and the reason in r->bad (never an error: the
+ * tracker refuses the report, not the connection).  0 or FERRY_ENOMEM. */
+#include "wire/tracker_msg.h"
+int ferry_tracker_report_decode_json(const json_t *o, ferry_tracker_report *r);
+/* The same for a "ferry_health" object (event FERRY_SESSION_HEALTH). */
+int ferry_tracker_health_decode_json(const json_t *o, ferry_tracker_report *r);
+
 #endif

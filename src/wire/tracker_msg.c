@@ -111,6 +111,8 @@ void ferry_tracker_request_close(ferry_tracker_request *req) {
   free(req->addr_json);
   free(req->user);
   free(req->stop_key);
+  free(req->target);
+  ferry_tracker_report_close(&req->report);
   ferry_tracker_info_free(req->info);
   memset(req, 0, sizeof *req);
 }
@@ -153,10 +155,23 @@ static int decode_put(json_t *a, ferry_tracker_request *req, char *err,
 static int decode_request(json_t *a, ferry_tracker_request *req, char *err,
                           size_t errcap) {
   json_t *key = json_array_get(a, 1), *user = json_array_get(a, 2),
-         *prio = json_array_get(a, 3);
-  if (json_array_size(a) != 4 || !json_is_string(key) || !json_is_number(prio)) {
+         *prio = json_array_get(a, 3), *opt = json_array_get(a, 4);
+  if ((json_array_size(a) != 4 && json_array_size(a) != 5) || !json_is_string(key) ||
+      !json_is_number(prio)) {
     ferry_tracker_json_errf(err, errcap, "REQUEST needs [4, key, user, priority]");
     return FERRY_EPROTO;
+  }
+  /* ferry's optional fifth element: {"deadline": seconds}. */
+  if (opt) {
+    json_t *d = json_object_get(opt, "deadline");
+    if (!json_is_object(opt) || (d && (!json_is_number(d) || !(json_number_value(d) > 0) ||
+                                       json_number_value(d) > 1e7))) {
+      ferry_tracker_json_errf(err, errcap,
+                              "REQUEST options must be {\"deadline\": seconds in (0, 1e7]}");
+      return FERRY_EPROTO;
+    }
+    if (d)
+      req->deadline_s = json_number_value(d);
   }
   int rc = 0;
   req->key = ferry_tracker_json_strdup(key, FERRY_TRACKER_MAX_KEY, &rc);
@@ -172,15 +187,36 @@ static int decode_update_info(json_t *a, ferry_tracker_request *req,
                               char *err, size_t errcap) {
   json_t *obj = json_array_get(a, 1);
   json_t *addr = json_object_get(obj, "addr");
-  if (json_array_size(a) != 2 || !json_is_object(obj) || !json_is_array(addr) ||
-      json_array_size(addr) == 0) {
+  json_t *report = json_object_get(obj, "ferry_session");
+  json_t *health = report ? NULL : json_object_get(obj, "ferry_health");
+  const char *entry = report ? "ferry_session" : "ferry_health";
+  if (health)
+    report = health;
+  /* A ferry server's session report needs no address (it updates nothing
+   * else); it is taken out so that the info TVM's tools see stays as
+   * TVM's server would have sent it. */
+  if (json_array_size(a) != 2 || !json_is_object(obj) ||
+      (!report && (!json_is_array(addr) || json_array_size(addr) == 0))) {
     ferry_tracker_json_errf(err, errcap, "UPDATE_INFO needs [5, {\"addr\": [host, port], ...}]");
     return FERRY_EPROTO;
   }
+  if (report) {
+    if ((health ? ferry_tracker_health_decode_json(report, &req->report)
+                : ferry_tracker_report_decode_json(report, &req->report)) != 0)
+      return FERRY_ENOMEM;
+    obj = json_copy(obj); /* shallow: the entries are shared */
+    if (!obj)
+      return FERRY_ENOMEM;
+    json_object_del(obj, entry);
+  } else {
+    json_incref(obj);
+  }
   req->info = malloc(sizeof *req->info);
-  if (!req->info)
+  if (!req->info) {
+    json_decref(obj);
     return FERRY_ENOMEM;
-  req->info->obj = json_incref(obj);
+  }
+  req->info->obj = obj;
   req->info->size = 0; /* never merged */
   return 0;
 }
@@ -205,8 +241,10 @@ int ferry_tracker_request_decode(const uint8_t *body, size_t len,
     goto out;
   }
   json_int_t unvalidated_code = json_integer_value(code);
-  if (unvalidated_code < FERRY_TRACKER_PING ||
-      unvalidated_code > FERRY_TRACKER_GET_PENDING_MATCHKEYS) {
+  if ((unvalidated_code < FERRY_TRACKER_PING ||
+       unvalidated_code > FERRY_TRACKER_GET_PENDING_MATCHKEYS) &&
+      unvalidated_code != FERRY_TRACKER_FARM_STATUS &&
+      unvalidated_code != FERRY_TRACKER_FARM_DRAIN) {
     ferry_tracker_json_errf(err, errcap, "unknown tracker code %" JSON_INTEGER_FORMAT,
             unvalidated_code);
     req->code = unvalidated_code < -1000000 || unvalidated_code > 1000000
@@ -229,6 +267,20 @@ int ferry_tracker_request_decode(const uint8_t *body, size_t len,
       rc = FERRY_EPROTO;
     } else {
       req->stop_key = ferry_tracker_json_strdup(k, FERRY_TRACKER_MAX_KEY, &rc);
+    }
+    break;
+  }
+  case FERRY_TRACKER_FARM_DRAIN: {
+    json_t *t = json_array_get(a, 1), *k = json_array_get(a, 2), *u = json_array_get(a, 3);
+    if (json_array_size(a) != 4 || !json_is_string(t) || !json_is_string(k) ||
+        !json_is_integer(u)) {
+      ferry_tracker_json_errf(err, errcap, "DRAIN needs [101, target, stop_key, undrain]");
+      rc = FERRY_EPROTO;
+    } else {
+      req->target = ferry_tracker_json_strdup(t, FERRY_TRACKER_MAX_KEY, &rc);
+      if (rc == 0)
+        req->stop_key = ferry_tracker_json_strdup(k, FERRY_TRACKER_MAX_KEY, &rc);
+      req->undrain = json_integer_value(u) != 0;
     }
     break;
   }

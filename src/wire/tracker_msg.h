@@ -65,6 +65,27 @@ int ferry_tracker_info_encode(const ferry_tracker_info *info,
 
 /* ---- requests (what a tracker receives) -------------------------------- */
 
+/* A ferry server's session report, sent as the "ferry_session" entry of an
+ * UPDATE_INFO (a field TVM's tracker merges and otherwise ignores):
+ * {"event": "start"|"end", "n": N, "matchkey": "...", "outcome": "..."}. */
+enum { FERRY_SESSION_START = 1, FERRY_SESSION_END = 2, FERRY_SESSION_HEALTH = 3 };
+/* FERRY_SESSION_HEALTH is the "ferry_health" entry instead:
+ * {"failures": N, "reason": "..."} (N = 0: healthy again); only
+ * health_failures and health are set. */
+#define FERRY_TRACKER_MAX_OUTCOME 256 /* bytes of a report's outcome text */
+
+typedef struct ferry_tracker_report {
+  int event;          /* FERRY_SESSION_*; 0: no report in this message */
+  long long n;        /* the server's session number, >= 1 */
+  char *matchkey;     /* the match key the session's client presented */
+  char *outcome;      /* end: "ok", "timeout", "crashed ..." (may be NULL) */
+  int health_failures; /* consecutive failed self-tests (0: healthy) */
+  char *health;       /* the last self-test failure, NULL if none */
+  char bad[160];      /* non-empty: the report was malformed (why) */
+} ferry_tracker_report;
+
+void ferry_tracker_report_close(ferry_tracker_report *r);
+
 typedef struct ferry_tracker_request {
   int code;        /* enum ferry_tracker_code of the request */
   char *key;       /* PUT, REQUEST: queue (device) key */
@@ -75,7 +96,12 @@ typedef struct ferry_tracker_request {
                       null (then the tracker uses the peer's IP) */
   char *user;      /* REQUEST: ignored by TVM; kept for logs */
   double priority; /* REQUEST: larger is served first */
-  char *stop_key;  /* STOP: the secret key offered */
+  char *stop_key;  /* STOP, FARM_DRAIN: the secret key offered */
+  double deadline_s; /* REQUEST: optional 5th element {"deadline": S}; 0 none */
+  char *target;    /* FARM_DRAIN: a device key or "host:port" */
+  int undrain;     /* FARM_DRAIN: 1 to offer the device again */
+  ferry_tracker_report report; /* UPDATE_INFO: "ferry_session", removed
+                                  from info (info may then be empty) */
   ferry_tracker_info *info; /* UPDATE_INFO: the object sent */
 } ferry_tracker_request;
 
@@ -146,6 +172,26 @@ int ferry_tracker_encode_update_info_devices(ferry_buf *out, const char *info_ke
 int ferry_tracker_encode_request(ferry_buf *out, const char *key,
                                  const char *user,
                                  int priority) FERRY_MUST_CHECK;
+/* [4, "key", "user", priority, {"deadline": S}] (S > 0; TVM's tracker
+ * reads only the first four elements). */
+int ferry_tracker_encode_request_deadline(ferry_buf *out, const char *key,
+                                          const char *user, int priority,
+                                          double deadline_s) FERRY_MUST_CHECK;
+/* [5, {"ferry_session": {...}}]: a session report (see above).  outcome
+ * may be NULL; health NULL means healthy. */
+int ferry_tracker_encode_report(ferry_buf *out, int event, long long n,
+                                const char *matchkey, const char *outcome,
+                                int health_failures,
+                                const char *health) FERRY_MUST_CHECK;
+/* [5, {"ferry_health": {"failures": N, "reason": "..."}}]; reason may be
+ * NULL. */
+int ferry_tracker_encode_health(ferry_buf *out, int failures,
+                                const char *reason) FERRY_MUST_CHECK;
+/* [101, "target", "stop_key", undrain] */
+int ferry_tracker_encode_drain(ferry_buf *out, const char *target,
+                               const char *stop_key, int undrain) FERRY_MUST_CHECK;
+/* [-1, "message"]: the reply to a REQUEST whose deadline passed. */
+int ferry_tracker_encode_refusal(ferry_buf *out, const char *msg) FERRY_MUST_CHECK;
 /* [code] for PING, SUMMARY, GET_PENDING_MATCHKEYS. */
 int ferry_tracker_encode_code(ferry_buf *out, int code) FERRY_MUST_CHECK;
 /* [2, "stop_key"] */
@@ -209,5 +255,48 @@ int ferry_tracker_decode_summary(const uint8_t *body, size_t len,
                                  ferry_tracker_summary *s, char *err,
                                  size_t errcap) FERRY_MUST_CHECK;
 void ferry_tracker_summary_close(ferry_tracker_summary *s);
+
+/* ---- ferry's FARM_STATUS reply (tracker_farm.c) ------------------------ */
+
+typedef struct ferry_farm_status_device {
+  char *key, *addr, *state; /* state: "free", "in use", "starting", ... */
+  char *user, *host;        /* holder, NULL when not in use */
+  char *health;             /* last self-test failure, NULL if none */
+  double since;             /* unix seconds; 0 unknown */
+  long long session;        /* reported session number; 0: none reported */
+  double lease_left;        /* seconds; 0: no lease */
+} ferry_farm_status_device;
+
+typedef struct ferry_farm_status_wait {
+  char *key, *user;
+  long long position; /* 1: next */
+  double wait;        /* seconds so far */
+} ferry_farm_status_wait;
+
+typedef struct ferry_farm_status {
+  ferry_farm_status_device *devices;
+  size_t ndevices;
+  ferry_farm_status_wait *waiting;
+  size_t nwaiting;
+} ferry_farm_status;
+
+/* The JSON object a ferry tracker answers [100] with.  Unknown entries
+ * are ignored; at most FERRY_TRACKER_MAX_LIST devices and waiting
+ * requests. */
+int ferry_farm_status_decode(const uint8_t *body, size_t len, ferry_farm_status *st,
+                             char *err, size_t errcap) FERRY_MUST_CHECK;
+void ferry_farm_status_close(ferry_farm_status *st);
+
+/* One ended session as the --state-dir history file keeps it (a line of
+ * the status JSON's "history"). */
+typedef struct ferry_farm_line {
+  char key[128], user[65], host[48], outcome[96];
+  long long session;
+  double start, end; /* unix seconds */
+} ferry_farm_line;
+
+/* FERRY_EPROTO for anything but such an object with fields that fit. */
+int ferry_farm_line_decode(const uint8_t *body, size_t len,
+                           ferry_farm_line *out) FERRY_MUST_CHECK;
 
 #endif

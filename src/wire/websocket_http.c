@@ -1,77 +1,22 @@
 /* The HTTP side of WebSocket: request head parsing, origin check, the
- * accept key (SHA-1 + base64, RFC 6455 §4.2.2) and responses. */
+ * accept key (nettle's SHA-1 + base64, RFC 6455 §4.2.2) and responses. */
 #include "wire/websocket.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* ---- SHA-1 (FIPS 180-4), only for the accept key ----------------------- */
+#include <nettle/sha1.h>
 
-static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+/* ---- SHA-1, only for the accept key ------------------------------------ */
 
-static void sha1_block(uint32_t h[5], const uint8_t b[64]) {
-  uint32_t w[80];
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
-           (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
-  for (int i = 16; i < 80; i++)
-    w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-  uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
-  for (int i = 0; i < 80; i++) {
-    uint32_t f, k;
-    if (i < 20) {
-      f = (bb & c) | (~bb & d);
-      k = 0x5A827999;
-    } else if (i < 40) {
-      f = bb ^ c ^ d;
-      k = 0x6ED9EBA1;
-    } else if (i < 60) {
-      f = (bb & c) | (bb & d) | (c & d);
-      k = 0x8F1BBCDC;
-    } else {
-      f = bb ^ c ^ d;
-      k = 0xCA62C1D6;
-    }
-    uint32_t t = rol(a, 5) + f + e + k + w[i];
-    e = d;
-    d = c;
-    c = rol(bb, 30);
-    bb = a;
-    a = t;
-  }
-  h[0] += a;
-  h[1] += bb;
-  h[2] += c;
-  h[3] += d;
-  h[4] += e;
-}
-
+/* nettle's (statically linked): a well-kept implementation instead of a
+ * copy of our own. */
 void ferry_sha1(const void *data, size_t n, uint8_t out[20]) {
-  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  const uint8_t *p = data;
-  size_t left = n;
-  while (left >= 64) {
-    sha1_block(h, p);
-    p += 64;
-    left -= 64;
-  }
-  uint8_t last[128];
-  memset(last, 0, sizeof last);
-  memcpy(last, p, left);
-  last[left] = 0x80;
-  size_t blocks = left + 9 > 64 ? 2 : 1;
-  uint64_t bits = (uint64_t)n * 8;
-  for (int i = 0; i < 8; i++)
-    last[blocks * 64 - 1 - i] = (uint8_t)(bits >> (8 * i));
-  for (size_t i = 0; i < blocks; i++)
-    sha1_block(h, last + 64 * i);
-  for (int i = 0; i < 5; i++) {
-    out[4 * i] = (uint8_t)(h[i] >> 24);
-    out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-    out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-    out[4 * i + 3] = (uint8_t)h[i];
-  }
+  struct sha1_ctx ctx;
+  sha1_init(&ctx);
+  sha1_update(&ctx, n, data);
+  sha1_digest(&ctx, SHA1_DIGEST_SIZE, out);
 }
 
 void ferry_ws_accept_key(const char *client_key, char out[29]) {
