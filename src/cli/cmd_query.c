@@ -81,10 +81,13 @@ static void add_count(count *cs, size_t nq, const char *key, size_t klen, int pr
   }
 }
 
-static void print_summary(FILE *out, const char *host, int port, ferry_tracker_summary *s) {
+/* with_devices (--long) adds the devices each ferry server serves. */
+static void print_summary(FILE *out, const char *host, int port, ferry_tracker_summary *s,
+                          int with_devices) {
   fprintf(out, "Tracker address %s:%d\n\n", host, port);
   fprintf(out, "Server List\n------------------------------\n"
-               "server-address           key\n------------------------------\n");
+               "server-address           key%s\n------------------------------\n",
+          with_devices ? "                 devices" : "");
   size_t *idx = malloc((s->nservers ? s->nservers : 1) * sizeof *idx);
   count *cs = calloc(s->nqueues ? s->nqueues : 1, sizeof *cs);
   if (!idx || !cs) {
@@ -100,7 +103,13 @@ static void print_summary(FILE *out, const char *host, int port, ferry_tracker_s
     const ferry_tracker_summary_server *sv = &s->servers[idx[i]];
     print_cell(out, sv->addr, 21);
     fputs("    ", out);
-    print_cell(out, sv->key, 0);
+    if (with_devices) {
+      print_cell(out, sv->key, 16);
+      fputs("    ", out);
+      print_cell(out, sv->devices ? sv->devices : "?", 0);
+    } else {
+      print_cell(out, sv->key, 0);
+    }
     fputc('\n', out);
   }
   fprintf(out, "------------------------------\n\n");
@@ -250,7 +259,7 @@ static int query_once(ferry_tracker_link *l, const char *host, int port, int ms,
   if (json)
     printf("%.*s\n", (int)l->reply.len, (const char *)l->reply.data);
   else
-    print_summary(stdout, host, port, &s);
+    print_summary(stdout, host, port, &s, lng);
   ferry_tracker_summary_close(&s);
   if (lng) {
     ferry_farm_status st;

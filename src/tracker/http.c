@@ -5,8 +5,9 @@
 /* Built without microhttpd.h (a cross build whose target lacks
  * libmicrohttpd-dev): --http-port says so. */
 #include <stdio.h>
-int ferry_http_start(ferry_http **out, const char *host, int port, char *err, size_t errcap) {
-  (void)host, (void)port;
+int ferry_http_start(ferry_http **out, const char *host, int port, const ferry_allow *allow,
+                     char *err, size_t errcap) {
+  (void)host, (void)port, (void)allow;
   *out = NULL;
   snprintf(err, errcap, "this ferry was built without the HTTP side (no microhttpd.h)");
   return FERRY_EUNSUPPORTED;
@@ -20,8 +21,10 @@ unsigned long ferry_http_refused(ferry_http *h) { (void)h; return 0; }
 void ferry_http_stop(ferry_http *h) { (void)h; }
 #else
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +50,7 @@ typedef struct mhd_api {
 
 struct ferry_http {
   mhd_api api;
+  const ferry_allow *allow;
   struct MHD_Daemon *d;
   int fd, port;
   pthread_mutex_t mu;
@@ -171,7 +175,34 @@ static enum MHD_Result handler_cb(void *cls, struct MHD_Connection *c, const cha
   return reply(h, c, MHD_HTTP_NOT_FOUND, "text/plain", "not found\n", 10);
 }
 
-int ferry_http_start(ferry_http **out, const char *host, int port, char *err, size_t errcap) {
+/* --allow on the HTTP side too: a stranger is refused at accept, before
+ * libmicrohttpd reads a byte. */
+static enum MHD_Result accept_cb(void *cls, const struct sockaddr *addr, socklen_t len) {
+  ferry_http *h = cls;
+  (void)len;
+  if (h->allow == NULL || ferry_allow_match(h->allow, addr))
+    return MHD_YES;
+  __atomic_add_fetch(&h->refused, 1, __ATOMIC_RELAXED);
+  /* The server's one thread, as in refuse(): one line a second at most. */
+  int64_t now = ferry_now_ms();
+  if (now - h->refused_logged_ms >= 1000) {
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (addr->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip, sizeof ip);
+    else if (addr->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip, sizeof ip);
+    ferry_warn("http: refused a connection from %s: not in --allow%s", ip,
+               h->refused_unlogged ? " (and others since the last line)" : "");
+    h->refused_logged_ms = now;
+    h->refused_unlogged = 0;
+  } else {
+    h->refused_unlogged++;
+  }
+  return MHD_NO;
+}
+
+int ferry_http_start(ferry_http **out, const char *host, int port, const ferry_allow *allow,
+                     char *err, size_t errcap) {
   *out = NULL;
   ferry_http *h = calloc(1, sizeof *h);
   if (!h) {
@@ -192,7 +223,8 @@ int ferry_http_start(ferry_http **out, const char *host, int port, char *err, si
   pthread_mutex_init(&h->mu, NULL);
   h->tokens = FERRY_HTTP_BURST;
   h->tokens_ms = ferry_now_ms();
-  h->d = h->api.start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, handler_cb,
+  h->allow = allow;
+  h->d = h->api.start(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, accept_cb, h, handler_cb,
                       h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->fd,
                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)FERRY_HTTP_MAX_CONNECTIONS,
                       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FERRY_HTTP_MAX_PER_IP,

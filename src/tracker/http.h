@@ -18,6 +18,8 @@
 
 #include "ferry/error.h"
 
+#include "base/allow.h"
+
 #define FERRY_HTTP_MAX_CONNECTIONS 64     /* all clients together */
 #define FERRY_HTTP_MAX_PER_IP 8           /* connections of one address */
 #define FERRY_HTTP_MEMORY_LIMIT 16384     /* bytes of one request (headers) */
@@ -27,10 +29,12 @@
 
 typedef struct ferry_http ferry_http;
 
-/* Binds host:port (0 = any) and starts serving.  On failure *out is NULL
- * and err says why (also "libmicrohttpd is not installed"). */
-int ferry_http_start(ferry_http **out, const char *host, int port, char *err,
-                     size_t errcap) FERRY_MUST_CHECK;
+/* Binds host:port (0 = any) and starts serving connections from the
+ * addresses allow lets in (the tracker's --allow; borrowed, must outlive
+ * the server; NULL or empty: everyone).  On failure *out is NULL and err
+ * says why (also "libmicrohttpd is not installed"). */
+int ferry_http_start(ferry_http **out, const char *host, int port, const ferry_allow *allow,
+                     char *err, size_t errcap) FERRY_MUST_CHECK;
 int ferry_http_port(const ferry_http *h);
 /* Replaces the published snapshot (copied). */
 int ferry_http_publish(ferry_http *h, const char *status, size_t status_len,

@@ -221,7 +221,7 @@ int ferry_tracker_new(ferry_tracker **out, const ferry_tracker_opts *opts,
   }
   t->sched.max_bytes = FERRY_TRACKER_MAX_STATE;
   if (opts->http_port >= 0 &&
-      ferry_http_start(&t->http, host, opts->http_port, err, errcap) != 0) {
+      ferry_http_start(&t->http, host, opts->http_port, &t->allow, err, errcap) != 0) {
     ferry_history_close(&t->history);
     ferry_farm_close(&t->farm);
     ferry_sched_close(&t->sched);

@@ -241,6 +241,8 @@ typedef struct ferry_tracker_summary_server {
   char *key;  /* info["key"] as text (a non-string is rendered as JSON) */
   char *addr; /* info["addr"] elements joined with ':' as Python's str()
                  renders them ("127.0.0.1:9090"); "" when absent */
+  char *devices; /* info["devices"] of a ferry server ("cpu, opencl:0
+                    (NAME)"); NULL when absent or not a string */
 } ferry_tracker_summary_server;
 
 typedef struct ferry_tracker_summary {

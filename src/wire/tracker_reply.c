@@ -153,6 +153,7 @@ void ferry_tracker_summary_close(ferry_tracker_summary *s) {
   for (size_t i = 0; i < s->nservers; i++) {
     free(s->servers[i].key);
     free(s->servers[i].addr);
+    free(s->servers[i].devices);
   }
   free(s->queues);
   free(s->servers);
@@ -194,6 +195,13 @@ static int decode_server(json_t *info, ferry_tracker_summary_server *out) {
     rc = ferry_tracker_json_str(&b, addr);
   }
   out->addr = take_text(&b, &rc);
+  /* TVM's servers send no such field; ferry's list the devices they serve. */
+  json_t *devices = json_object_get(info, "devices");
+  if (rc == 0 && json_is_string(devices)) {
+    out->devices = strndup(json_string_value(devices), FERRY_TRACKER_MAX_VALUE);
+    if (out->devices == NULL)
+      rc = FERRY_ENOMEM;
+  }
   return rc;
 }
 

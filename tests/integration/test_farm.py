@@ -274,3 +274,25 @@ def test_ferry_client_sends_its_user(spawn, tmp_path):
     users = [h["user"] for h in farm(tr.port)["history"]]
     assert users[0] == "bob@ci"
     assert users[1] == ("carol@" + _s.gethostname())[:64], users
+
+
+def test_query_long_lists_the_devices_each_server_serves(spawn, tmp_path):
+    """Issue 12: the registration carries the server's devices, and
+    `ferry query --long` shows them; the plain table stays TVM's."""
+    tr = spawn("tracker", "--host", "127.0.0.1", "--port", "0")
+    # One server without OpenCL: it serves the CPU alone.
+    srv = spawn("server", "--port", "0", "--key", "cpu", "--tracker",
+                "127.0.0.1:%d" % tr.port, "--work-dir", str(tmp_path / "work"),
+                env={"FERRY_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"})
+    # And one with PoCL's OpenCL device (installed by install-deps.sh).
+    cl = spawn("server", "--port", "0", "--key", "cl", "--tracker",
+               "127.0.0.1:%d" % tr.port, "--work-dir", str(tmp_path / "work2"))
+    assert wait_until(lambda: free_count(tr.port, "cpu") == 1, 10.0), srv.log()
+    assert wait_until(lambda: free_count(tr.port, "cl") == 1, 10.0), cl.log()
+    q = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), "--long",
+                  timeout=20)
+    assert q.returncode == 0, q.stderr
+    assert re.search(r"^\S+\s+server:cpu\s+cpu \(no opencl", q.stdout, re.M), q.stdout
+    assert re.search(r"^\S+\s+server:cl\s+cpu, opencl:0 ", q.stdout, re.M), q.stdout
+    plain = run_ferry("query", "--host", "127.0.0.1", "--port", str(tr.port), timeout=20)
+    assert re.search(r"^\S+\s+server:cpu$", plain.stdout, re.M), plain.stdout

@@ -127,6 +127,30 @@ def dump_dom(url, profile):
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed (scripts/install-deps.sh)")
+def test_allow_covers_the_http_side(spawn):
+    """--allow closes HTTP connections from other addresses at accept too
+    (the tracker binds 0.0.0.0 here so that 127.0.0.2 can reach it)."""
+    tr = spawn("tracker", "--host", "0.0.0.0", "--port", "0", "--http-port", "0",
+               "--allow", "127.0.0.1/32")
+    hport = int(tr.wait_for(r"http on 0\.0\.0\.0:(\d+)").group(1))
+    code, ctype, body = get(hport, "/api/status")
+    assert code == 200, body
+    stranger = socket.socket()
+    stranger.settimeout(10)
+    stranger.bind(("127.0.0.2", 0))
+    stranger.connect(("127.0.0.1", hport))
+    stranger.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        data = stranger.recv(4096)
+    except ConnectionResetError:
+        data = b""
+    stranger.close()
+    assert data == b"", data
+    tr.wait_for(r"http: refused a connection from 127\.0\.0\.2: not in --allow")
+    # Everyone else goes on being served.
+    assert get(hport, "/metrics")[0] == 200
+
+
 def test_dashboard_in_headless_chromium(spawn, tmp_path):
     tr, srv, hport = start(spawn, tmp_path)
     url = "http://127.0.0.1:%d/" % hport
