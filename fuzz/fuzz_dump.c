@@ -1,12 +1,32 @@
 /* libFuzzer target for the `ferry dump` decoder: arbitrary bytes as the
  * two directions of one connection (the first byte picks the ceiling and
  * the chunking), then as a recording line.  Nothing may crash, leak or
- * grow past the ceilings. */
+ * grow past the ceilings, and with --json every line must be one valid
+ * JSON object (ints read as reals: handles may pass INT64_MAX). */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "wire/dump.h"
 #include "wire/dump_record.h"
+
+static void check_json_lines(const ferry_buf *out) {
+  const char *p = (const char *)out->data;
+  const char *end = p + out->len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl)
+      abort();
+    json_t *o = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
+                           NULL);
+    if (!o || !json_is_object(o) || !json_is_string(json_object_get(o, "text")))
+      abort();
+    json_decref(o);
+    p = nl + 1;
+  }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
@@ -31,6 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       k = size - off;
     if (ferry_dump_conn_feed(&c, dir, 0.0, data + off, k, &out))
       break;
+    if (o.json)
+      check_json_lines(&out);
     off += k;
     out.len = 0;
   }

@@ -9,6 +9,7 @@
 
 #include "base/bytes.h"
 #include "wire/constants.h"
+#include "wire/rpc_dialect.h"
 #include "wire/rpc_packet.h"
 #include "wire/tracker_msg.h"
 
@@ -51,6 +52,7 @@ void ferry_dump_conn_close(ferry_dump_conn *c) {
   }
   ferry_rpc_arena_close(&c->arena);
   ferry_buf_close(&c->line);
+  dump_json_reset(c);
 }
 
 int dump_quote(ferry_buf *b, const char *s, size_t n, size_t max) {
@@ -82,19 +84,28 @@ int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_bu
   int rc;
   if (c->opts.json) {
     /* json_object_set_new takes the value even when it fails, so each
-     * value is made where it is set and nothing leaks on a failure. */
+     * value is made where it is set and nothing leaks on a failure.  The
+     * common fields come first, then the message's own, then the text. */
+    const char *proto = dir >= 0 ? c->dir[dir].proto : NULL;
+    if (!proto && (!strcmp(layer, "handshake") || !strcmp(layer, "tracker") ||
+                   !strcmp(layer, "rpc")))
+      proto = layer;
     json_t *o = json_object();
     if (!o || json_object_set_new(o, "t", json_real(t)) ||
         json_object_set_new(o, "conn", json_integer(c->id)) ||
         json_object_set_new(o, "dir", json_string(dir >= 0 ? dir_name[dir] : "-")) ||
         json_object_set_new(o, "layer", json_string(layer)) ||
-        (c->cur_code && json_object_set_new(o, "code", json_string(c->cur_code))) ||
+        (proto && json_object_set_new(o, "proto", json_string(proto))) ||
+        (proto && !strcmp(proto, "rpc") && c->dialect &&
+         json_object_set_new(o, "dialect", json_string(c->dialect->name))) ||
+        (c->jf && json_object_update(o, c->jf)) ||
         json_object_set_new(o, "text", json_stringn(text, len))) {
       json_decref(o);
+      dump_json_reset(c);
       c->line.len = 0;
-      c->cur_code = NULL;
       return FERRY_ENOMEM;
     }
+    dump_json_reset(c);
     char *j = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER |
                                 JSON_REAL_PRECISION(10));
     json_decref(o);
@@ -102,9 +113,9 @@ int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_bu
       c->line.len = 0;
       return FERRY_ENOMEM;
     }
+    dump_json_fix_u64(j);
     rc = ferry_buf_printf(out, "%s\n", j);
     free(j);
-    c->cur_code = NULL;
   } else {
     rc = ferry_buf_printf(out, "%11.6f #%u %s %-9s %.*s\n", t, c->id,
                           dir >= 0 ? dir_name[dir] : "---", layer, (int)len, text);
@@ -115,7 +126,7 @@ int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_bu
 
 int ferry_dump_conn_event(ferry_dump_conn *c, double t, const char *what, ferry_buf *out) {
   c->line.len = 0;
-  if (ferry_buf_printf(&c->line, "%s", what))
+  if (ferry_buf_printf(&c->line, "%s", what) || dump_jtext(c, "event", what))
     return FERRY_ENOMEM;
   return dump_emit(c, -1, t, "event", out);
 }
@@ -125,7 +136,8 @@ static int fail(ferry_dump_conn *c, int dir, double t, uint64_t off, const char 
                 ferry_buf *out) {
   c->line.len = 0;
   if (ferry_buf_printf(&c->line, "at offset %llu: %s; the rest is shown raw",
-                       (unsigned long long)off, why))
+                       (unsigned long long)off, why) ||
+      dump_jint(c, "offset", (long long)off) || dump_jtext(c, "reason", why))
     return FERRY_ENOMEM;
   c->dir[dir].stage = FERRY_DUMP_RAW;
   return dump_emit(c, dir, t, "error", out);
@@ -140,6 +152,18 @@ static int raw_chunk(ferry_dump_conn *c, int dir, double t, const uint8_t *p, si
     rc = ferry_buf_printf(&c->line, " %02x", p[i]);
   if (!rc && n > RAW_SHOW)
     rc = ferry_buf_printf(&c->line, " ...");
+  if (!rc && c->opts.json) {
+    char hex[2 * RAW_SHOW + 1];
+    size_t k = n < RAW_SHOW ? n : RAW_SHOW;
+    for (size_t i = 0; i < k; i++)
+      snprintf(hex + 2 * i, 3, "%02x", p[i]);
+    hex[2 * k] = 0;
+    rc = dump_jint(c, "offset", (long long)c->dir[dir].off);
+    if (!rc)
+      rc = dump_jint(c, "bytes", (long long)n);
+    if (!rc)
+      rc = dump_jtext(c, "hex", hex);
+  }
   return rc ? rc : dump_emit(c, dir, t, "raw", out);
 }
 
@@ -165,6 +189,10 @@ static int describe_handshake(ferry_dump_conn *c, int dir, double t, ferry_buf *
   c->line.len = 0;
   int rc = ferry_buf_printf(&c->line, "%s 0x%x", hs_word_name(dir, s->hs.word),
                             (unsigned)s->hs.word);
+  if (!rc)
+    rc = dump_jint(c, "word", (long long)s->hs.word);
+  if (!rc)
+    rc = dump_jtext(c, "word_name", hs_word_name(dir, s->hs.word));
   const char *key = ferry_handshake_key(&s->hs);
   size_t klen = ferry_handshake_key_len(&s->hs);
   int has_key = dir == FERRY_DUMP_C2S || s->hs.word == FERRY_RPC_CODE_SUCCESS;
@@ -172,9 +200,17 @@ static int describe_handshake(ferry_dump_conn *c, int dir, double t, ferry_buf *
     rc = ferry_buf_printf(&c->line, " key ");
     if (!rc)
       rc = dump_quote(&c->line, key, klen, FERRY_HANDSHAKE_MAX_KEY);
+    if (!rc)
+      rc = dump_jstr(c, "key", key, klen, FERRY_HANDSHAKE_MAX_KEY);
     ferry_key_string ks;
     if (!rc && klen && ferry_key_string_parse(key, klen, &ks) == FERRY_OK) {
       rc = ferry_buf_printf(&c->line, " (role %s, match key ", ks.role);
+      if (!rc)
+        rc = dump_jtext(c, "role", ks.role);
+      if (!rc)
+        rc = dump_jstr(c, "match_key", ks.body, ks.body_len, FERRY_HANDSHAKE_MAX_KEY);
+      if (!rc && ks.has_timeout)
+        rc = dump_jset(c, "timeout", json_real(ks.timeout_s));
       if (!rc)
         rc = dump_quote(&c->line, ks.body, ks.body_len, FERRY_HANDSHAKE_MAX_KEY);
       if (!rc && ks.has_timeout)
@@ -200,6 +236,28 @@ static const char *tracker_code_name(int code) {
   }
 }
 
+/* The fields of a request the tracker accepts, as it read them. */
+static int tracker_fields(ferry_dump_conn *c, const ferry_tracker_request *req) {
+  int rc = dump_jtext(c, "kind", "request");
+  if (!rc)
+    rc = dump_jint(c, "code", req->code);
+  if (!rc)
+    rc = dump_jtext(c, "code_name", tracker_code_name(req->code));
+  if (!rc && req->key)
+    rc = dump_jstr(c, "key", req->key, strlen(req->key), 4 * c->opts.max_str);
+  if (!rc && req->matchkey)
+    rc = dump_jstr(c, "matchkey", req->matchkey, strlen(req->matchkey), 4 * c->opts.max_str);
+  if (!rc && req->port_json)
+    rc = dump_jset(c, "port", json_loads(req->port_json, JSON_DECODE_ANY, NULL));
+  if (!rc && req->addr_json)
+    rc = dump_jset(c, "addr", json_loads(req->addr_json, JSON_DECODE_ANY, NULL));
+  if (!rc && req->user)
+    rc = dump_jstr(c, "user", req->user, strlen(req->user), c->opts.max_str);
+  if (!rc && req->code == FERRY_TRACKER_REQUEST)
+    rc = dump_jset(c, "priority", json_real(req->priority));
+  return rc;
+}
+
 /* One tracker frame: requests are checked with the tracker's own decoder
  * (so what the tracker would refuse is marked), replies shown as sent. */
 static int describe_tracker(ferry_dump_conn *c, int dir, double t, const uint8_t *body,
@@ -210,14 +268,27 @@ static int describe_tracker(ferry_dump_conn *c, int dir, double t, const uint8_t
     ferry_tracker_request req;
     char err[160];
     int drc = ferry_tracker_request_decode(body, len, &req, err, sizeof err);
-    if (drc == FERRY_OK)
+    if (drc == FERRY_OK) {
       rc = ferry_buf_printf(&c->line, "%s ", tracker_code_name(req.code));
-    else
-      rc = ferry_buf_printf(&c->line, "request the tracker refuses (%s): ", err);
-    if (drc == FERRY_OK)
+      if (!rc && c->opts.json)
+        rc = tracker_fields(c, &req);
       ferry_tracker_request_close(&req);
+    } else {
+      rc = ferry_buf_printf(&c->line, "request the tracker refuses (%s): ", err);
+      if (!rc)
+        rc = dump_jtext(c, "reason", err);
+    }
   } else {
-    rc = ferry_buf_printf(&c->line, "reply ");
+    rc = dump_jtext(c, "kind", "reply");
+    if (!rc)
+      rc = ferry_buf_printf(&c->line, "reply ");
+  }
+  if (!rc && c->opts.json) {
+    /* The frame is JSON already: repeated as a value when it parses and is
+     * small enough for a line; the text has it cut either way. */
+    json_t *msg = dump_json_parse(body, len, LINE_MAX_BYTES / 2);
+    rc = msg ? dump_jset(c, "msg", msg)
+             : dump_jstr(c, "msg_text", (const char *)body, len, 4 * c->opts.max_str);
   }
   if (!rc)
     rc = dump_quote(&c->line, (const char *)body, len, 4 * c->opts.max_str);
@@ -245,6 +316,8 @@ static int feed_tracker(ferry_dump_conn *c, int dir, double t, const uint8_t *p,
       if (ev == FERRY_FRAME_MAGIC) {
         c->line.len = 0;
         if (ferry_buf_printf(&c->line, "tracker magic 0x%x", FERRY_RPC_TRACKER_MAGIC) ||
+            dump_jint(c, "word", FERRY_RPC_TRACKER_MAGIC) ||
+            dump_jtext(c, "word_name", "tracker magic") ||
             dump_emit(c, dir, t, "handshake", out))
           return FERRY_ENOMEM;
         s->msg_off += 4;
@@ -324,6 +397,16 @@ static int feed_rpc(ferry_dump_conn *c, int dir, double t, const uint8_t *p, siz
                                   (unsigned long long)unvalidated_nbytes - 4,
                                   c->opts.max_decode);
         if (!rc)
+          rc = dump_jint(c, "code", code);
+        if (!rc)
+          rc = dump_jtext(c, "code_name", ferry_rpc_code_name(code));
+        if (!rc)
+          rc = dump_jint(c, "bytes", (long long)unvalidated_nbytes - 4);
+        if (!rc)
+          rc = dump_jint(c, "offset", (long long)s->msg_off);
+        if (!rc)
+          rc = dump_jtext(c, "reason", "over the decode ceiling, passed without decoding");
+        if (!rc)
           rc = dump_emit(c, dir, t, "rpc", out);
         if (rc)
           return rc;
@@ -377,12 +460,14 @@ int ferry_dump_conn_feed(ferry_dump_conn *c, int dir, double t, const uint8_t *p
                       w == FERRY_RPC_CODE_MISMATCH);
       if (w == FERRY_RPC_TRACKER_MAGIC) {
         s->stage = FERRY_DUMP_TRACKER;
+        s->proto = "tracker";
         int rc = feed_tracker(c, dir, t, s->word, 4, out);
         s->off = 4;
         if (rc)
           return rc;
       } else if (hs) {
         s->stage = FERRY_DUMP_HANDSHAKE;
+        s->proto = "handshake";
         size_t used = 0;
         int rc = ferry_handshake_reader_feed(&s->hs, s->word, 4, &used);
         s->off = 4;
@@ -391,6 +476,7 @@ int ferry_dump_conn_feed(ferry_dump_conn *c, int dir, double t, const uint8_t *p
           rc = describe_handshake(c, dir, t, out);
           s->msg_off = s->off;
           s->stage = FERRY_DUMP_RPC;
+          s->proto = "rpc";
           if (rc)
             return rc;
         } else if (rc != FERRY_EAGAIN) {
@@ -429,6 +515,7 @@ int ferry_dump_conn_feed(ferry_dump_conn *c, int dir, double t, const uint8_t *p
       rc = describe_handshake(c, dir, t, out);
       s->msg_off = s->off;
       s->stage = FERRY_DUMP_RPC;
+      s->proto = "rpc";
       if (rc)
         return rc;
       break;
@@ -490,5 +577,13 @@ int ferry_dump_conn_end(ferry_dump_conn *c, int dir, double t, ferry_buf *out) {
                           "truncated at offset %llu: the stream ended %llu bytes into a "
                           "message",
                           (unsigned long long)s->msg_off, (unsigned long long)have);
+  if (!rc)
+    rc = dump_jint(c, "offset", (long long)s->msg_off);
+  if (!rc)
+    rc = dump_jtext(c, "reason", "truncated");
+  if (!rc)
+    rc = dump_jint(c, "have", (long long)have);
+  if (!rc && whole)
+    rc = dump_jint(c, "whole", (long long)whole);
   return rc ? rc : dump_emit(c, dir, t, "error", out);
 }

@@ -23,6 +23,7 @@
 
 #include "base/buf.h"
 #include "ferry/error.h"
+#include "ferry/value.h"
 #include "wire/frame.h"
 #include "wire/handshake.h"
 #include "wire/rpc_arena.h"
@@ -53,6 +54,7 @@ enum ferry_dump_stage {
 
 typedef struct ferry_dump_dir_state {
   enum ferry_dump_stage stage;
+  const char *proto;     /* "handshake", "tracker", "rpc" once known */
   uint8_t word[4];
   size_t word_len;
   uint64_t off;      /* bytes of this direction fed so far */
@@ -86,9 +88,9 @@ typedef struct ferry_dump_conn {
   char pending_name[64];
   ferry_dump_func funcs[FERRY_DUMP_MAX_FUNCS];
   size_t nfuncs, next_func;
-  const char *cur_code;   /* the RPC code of the line being emitted, or NULL */
   ferry_rpc_arena arena;  /* reset at every packet */
   ferry_buf line;         /* one message's text */
+  struct json_t *jf;      /* --json: the fields of the line being built */
 } ferry_dump_conn;
 
 /* Fills o with the defaults. */
@@ -126,5 +128,28 @@ int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_bu
  * emits it. */
 int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, size_t n,
                     ferry_buf *out);
+
+/* ---- the structured JSON fields (dump_json.c) ----------------------------
+ * With opts.json off the setters do nothing and return 0.  Setters take
+ * the value even when they fail (it is freed); NULL means out of memory. */
+struct json_t;
+struct json_t *dump_json_str(const char *s, size_t n, size_t max, int *truncated);
+struct json_t *dump_json_tensor(const DLTensor *t);
+/* An unsigned 64-bit number (a handle); see dump_json_fix_u64. */
+struct json_t *dump_json_u64(uint64_t v);
+/* Rewrites, in place, the marks dump_json_u64 left in dumped JSON text j
+ * into bare numbers (the text only shrinks). */
+void dump_json_fix_u64(char *j);
+/* One argument as {"type": ..., "value": ...}; fname names a function. */
+struct json_t *dump_json_value(const ferry_dump_conn *c, const ferry_value *v,
+                               const char *fname);
+struct json_t *dump_json_parse(const uint8_t *body, size_t len, size_t max);
+int dump_jset(ferry_dump_conn *c, const char *key, struct json_t *v) FERRY_MUST_CHECK;
+int dump_jint(ferry_dump_conn *c, const char *key, long long v) FERRY_MUST_CHECK;
+int dump_jtext(ferry_dump_conn *c, const char *key, const char *s) FERRY_MUST_CHECK;
+/* s[0..n) cut to max bytes, invalid UTF-8 as U+FFFD; adds key_truncated. */
+int dump_jstr(ferry_dump_conn *c, const char *key, const char *s, size_t n,
+              size_t max) FERRY_MUST_CHECK;
+void dump_json_reset(ferry_dump_conn *c);
 
 #endif

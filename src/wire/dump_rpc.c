@@ -3,6 +3,7 @@
  * session's dialect for packed sequences).  A body that does not decode is
  * shown as malformed with the decoder's reason; framing is unaffected, so
  * the next packet is read as usual. */
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -142,6 +143,34 @@ static int put_value(ferry_dump_conn *c, const ferry_value *v) {
   return ferry_buf_printf(b, "?");
 }
 
+/* At most this many arguments are repeated in "args" (a packet of tiny
+ * values could otherwise make a line far longer than its text). */
+#define JSON_MAX_ARGS 1024
+
+/* "args": [{"type": ..., "value": ...}, ...]; a kException's message (its
+ * first string) also as "error". */
+static int json_values(ferry_dump_conn *c, int code, const ferry_value *vals, int n) {
+  json_t *a = json_array();
+  if (!a)
+    return FERRY_ENOMEM;
+  for (int i = 0; i < n && i < JSON_MAX_ARGS; i++) {
+    const char *fn = vals[i].kind == FERRY_KIND_FUNC ? func_name(c, vals[i].v.handle) : NULL;
+    if (json_array_append_new(a, dump_json_value(c, &vals[i], fn))) {
+      json_decref(a);
+      return FERRY_ENOMEM;
+    }
+  }
+  int rc = dump_jset(c, "args", a);
+  if (!rc && n > JSON_MAX_ARGS)
+    rc = dump_jint(c, "args_left_off", n - JSON_MAX_ARGS);
+  for (int i = 0; !rc && code == FERRY_RPC_EXCEPTION && i < n; i++)
+    if (vals[i].kind == FERRY_KIND_STR) {
+      rc = dump_jstr(c, "error", vals[i].v.str.data, vals[i].v.str.len, c->str_limit);
+      break;
+    }
+  return rc;
+}
+
 static int put_values(ferry_dump_conn *c, const ferry_value *vals, int n) {
   int rc = ferry_buf_printf(&c->line, "(");
   for (int i = 0; !rc && i < n; i++) {
@@ -187,7 +216,8 @@ static int put_seq(ferry_dump_conn *c, int code, const uint8_t *seq, size_t n,
     *bad = 1;
     return rc;
   }
-  return put_values(c, vals, nvals);
+  rc = c->opts.json ? json_values(c, code, vals, nvals) : 0;
+  return rc ? rc : put_values(c, vals, nvals);
 }
 
 static void remember_func(ferry_dump_conn *c, uint64_t handle) {
@@ -219,7 +249,16 @@ static int put_return(ferry_dump_conn *c, const uint8_t *p, size_t n, ferry_rpc_
     ferry_rpc_why_clear(why);
     if (ret.value.kind == FERRY_KIND_FUNC)
       remember_func(c, ret.value.v.handle);
-    int rc = put_value(c, &ret.value);
+    int rc = 0;
+    if (c->opts.json) {
+      const char *fn =
+          ret.value.kind == FERRY_KIND_FUNC ? func_name(c, ret.value.v.handle) : NULL;
+      rc = dump_jset(c, "value", dump_json_value(c, &ret.value, fn));
+      if (!rc && ret.tensor)
+        rc = dump_jset(c, "tensor", dump_json_tensor(ret.tensor));
+    }
+    if (!rc)
+      rc = put_value(c, &ret.value);
     if (!rc && ret.tensor) {
       rc = ferry_buf_printf(&c->line, " ");
       if (!rc)
@@ -234,8 +273,12 @@ static int put_return(ferry_dump_conn *c, const uint8_t *p, size_t n, ferry_rpc_
   size_t used = 0;
   if (d && c->pending_code == FERRY_RPC_GET_GLOBAL_FUNC &&
       d->decode_seq(p, n, &c->arena, &vals, &nvals, &used, NULL) == FERRY_OK && used == n &&
-      nvals == 1 && (vals[0].kind == FERRY_KIND_OPAQUE || vals[0].kind == FERRY_KIND_FUNC))
+      nvals == 1 && (vals[0].kind == FERRY_KIND_OPAQUE || vals[0].kind == FERRY_KIND_FUNC)) {
     remember_func(c, vals[0].v.handle);
+    /* Handle 0 answers a name the server does not have. */
+    if (c->pending_name[0] && vals[0].v.handle && dump_jtext(c, "func", c->pending_name))
+      return FERRY_ENOMEM;
+  }
   return put_seq(c, FERRY_RPC_RETURN, p, n, why, bad);
 }
 
@@ -260,6 +303,8 @@ static int put_body(ferry_dump_conn *c, const ferry_rpc_packet *pkt, ferry_rpc_w
     if (!rc)
       rc = dump_quote(b, ver, vlen, c->opts.max_str);
     if (!rc)
+      rc = dump_jstr(c, "version", ver, vlen, c->opts.max_str);
+    if (!rc)
       rc = ferry_buf_printf(b, " ");
     return rc ? rc : put_seq(c, pkt->code, p + off, n - off, why, bad);
   }
@@ -272,7 +317,11 @@ static int put_body(ferry_dump_conn *c, const ferry_rpc_packet *pkt, ferry_rpc_w
       return ferry_rpc_why_set(why, rc, "no function handle");
     }
     const char *name = func_name(c, h);
-    rc = name ? ferry_buf_printf(b, "func 0x%llx %s ", (unsigned long long)h, name)
+    rc = c->opts.json ? dump_jset(c, "handle", dump_json_u64(h)) : 0;
+    if (!rc && name)
+      rc = dump_jtext(c, "func", name);
+    if (!rc)
+      rc = name ? ferry_buf_printf(b, "func 0x%llx %s ", (unsigned long long)h, name)
               : ferry_buf_printf(b, "func 0x%llx ", (unsigned long long)h);
     return rc ? rc : put_seq(c, pkt->code, p + off, n - off, why, bad);
   }
@@ -290,11 +339,16 @@ static int put_body(ferry_dump_conn *c, const ferry_rpc_packet *pkt, ferry_rpc_w
       *bad = 1;
       return rc;
     }
-    rc = put_tensor(b, t);
+    rc = c->opts.json ? dump_jset(c, "tensor", dump_json_tensor(t)) : 0;
+    if (!rc)
+      rc = dump_jint(c, "bytes", (long long)nbytes);
+    if (!rc)
+      rc = put_tensor(b, t);
     return rc ? rc : ferry_buf_printf(b, ", %llu bytes", (unsigned long long)nbytes);
   }
   case FERRY_RPC_COPY_ACK:
-    return ferry_buf_printf(b, "%zu bytes", n);
+    rc = dump_jint(c, "bytes", (long long)n);
+    return rc ? rc : ferry_buf_printf(b, "%zu bytes", n);
   case FERRY_RPC_EXCEPTION:
   default:
     if (pkt->code >= FERRY_RPC_SYSCALL_START || pkt->code == FERRY_RPC_EXCEPTION)
@@ -370,7 +424,9 @@ int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, siz
   c->line.len = 0;
   int rc = ferry_rpc_packet_parse(p, n, (uint64_t)c->opts.max_decode, &pkt, &used);
   if (rc)
-    return ferry_buf_printf(&c->line, "unframable packet: %s", ferry_strerror(rc))
+    return ferry_buf_printf(&c->line, "unframable packet: %s", ferry_strerror(rc)) ||
+                   dump_jint(c, "offset", (long long)c->dir[dir].msg_off) ||
+                   dump_jtext(c, "reason", ferry_strerror(rc))
                ? FERRY_ENOMEM
                : dump_emit(c, dir, t, "error", out);
   ferry_rpc_arena_reset(&c->arena);
@@ -386,26 +442,36 @@ int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, siz
                      ? FERRY_DUMP_MAX_ERROR_TEXT
                      : c->opts.max_str;
   rc = ferry_buf_printf(&c->line, "%s", ferry_rpc_code_name(pkt.code));
+  if (!rc)
+    rc = dump_jint(c, "code", pkt.code);
+  if (!rc)
+    rc = dump_jtext(c, "code_name", ferry_rpc_code_name(pkt.code));
   if (!rc && pkt.body_len)
     rc = ferry_buf_printf(&c->line, " ");
   if (!rc)
     rc = put_body(c, &pkt, &why, &bad);
   if (bad) {
     /* Keep what was printed, say why the rest is not shown. */
+    const char *reason = why.msg[0] ? why.msg : ferry_strerror(rc);
     rc = ferry_buf_printf(&c->line, " MALFORMED at offset %llu (%zu-byte body): %s",
-                          (unsigned long long)c->dir[dir].msg_off, pkt.body_len,
-                          why.msg[0] ? why.msg : ferry_strerror(rc));
+                          (unsigned long long)c->dir[dir].msg_off, pkt.body_len, reason);
+    if (!rc)
+      rc = dump_jset(c, "malformed", json_true());
+    if (!rc)
+      rc = dump_jint(c, "offset", (long long)c->dir[dir].msg_off);
+    if (!rc)
+      rc = dump_jtext(c, "reason", reason);
   }
   if (!reply) {
     ferry_rpc_arena_reset(&c->arena);
     note_request(c, &pkt);
+    if (!rc && pkt.code == FERRY_RPC_GET_GLOBAL_FUNC && c->pending_name[0])
+      rc = dump_jtext(c, "func", c->pending_name);
   }
   if (rc == FERRY_ETOOBIG || rc == FERRY_ENOMEM) {
     /* The line hit its ceiling: show what fits. */
     rc = 0;
   }
-  c->cur_code = ferry_rpc_code_name(pkt.code);
   int erc = dump_emit(c, dir, t, bad ? "error" : "rpc", out);
-  c->cur_code = NULL;
   return rc ? rc : erc;
 }

@@ -95,8 +95,26 @@ def test_json_lines(spawn, tmp_path):
     objs = [json.loads(l) for l in d.stdout_lines]
     layers = {o["layer"] for o in objs}
     assert {"handshake", "rpc", "event"} <= layers
-    assert any(o["dir"] == "c2s" and o.get("code") == "kInitServer" and
-               o["text"].startswith("kInitServer") for o in objs)
+    assert any(o["dir"] == "c2s" and o.get("code_name") == "kInitServer" and
+               o.get("code") == 2 and o["text"].startswith("kInitServer") for o in objs)
+    rpc = [o for o in objs if o.get("proto") == "rpc" and o["layer"] == "rpc"]
+    # `ferry ls` looks up listdir, calls it with "" and gets the listing
+    # (empty: a session starts in a fresh directory):
+    # the call names its function and its argument, the reply its value.
+    call = next(o for o in rpc if o["code_name"] == "kCallFunc")
+    assert call["func"] == "tvm.rpc.server.listdir"
+    assert call["dialect"] == "ffi"
+    assert call["args"] == [{"type": "str", "value": "", "len": 0, "truncated": False}]
+    lookup = next(o for o in rpc if o["code_name"] == "kGetGlobalFunc")
+    assert lookup["func"] == "tvm.rpc.server.listdir"
+    reply = rpc[rpc.index(call) + 1]
+    assert reply["dir"] == "s2c" and reply["code_name"] == "kReturn"
+    assert reply["value"] == {"type": "str", "value": "", "len": 0, "truncated": False}
+    ret_handle = rpc[rpc.index(lookup) + 1]["args"][0]["value"]
+    # Handles are unsigned numbers (ferry's server tags them in the top bits).
+    assert call["handle"] == ret_handle and ret_handle > 0
+    for o in objs:
+        assert o["text"]
 
 
 def test_server_and_tracker_through_the_relay(spawn, tmp_path):
@@ -405,3 +423,34 @@ def test_allow_and_max_conns(spawn):
     first.close()
     second.close()
     lsock.close()
+
+
+@pytest.mark.parametrize("dialect", ["classic", "ffi"])
+def test_json_fields_of_a_module_session(dialect):
+    """The golden module session as JSON: the call of addone names its
+    function and its two tensor arguments, its reply is null, the module
+    lookup returns a function named addone."""
+    import json
+    link = os.path.join(GOLDEN, dialect, "session-module", "client-server.jsonl")
+    r = run_ferry("dump", "--json", "--read", link, timeout=60)
+    assert r.returncode == 0, r.stderr
+    objs = [json.loads(l) for l in r.stdout.splitlines()]
+    rpc = [o for o in objs if o.get("layer") == "rpc"]
+    assert all(o["proto"] == "rpc" for o in rpc)
+    assert {o["dialect"] for o in rpc if "dialect" in o} == {dialect}
+    i, call = next((i, o) for i, o in enumerate(rpc)
+                   if o["code_name"] == "kCallFunc" and o.get("func") == "addone")
+    assert call["dir"] == "c2s" and call["code"] == 3
+    assert [a["type"] for a in call["args"]] == ["tensor", "tensor"]
+    for a in call["args"]:
+        assert a["dtype"] == "float32" and a["shape"] == [3, 4]
+        assert a["device"] == {"name": "cpu", "type": 1, "id": 0} and a["bytes"] == 48
+    reply = rpc[i + 1]
+    assert reply["dir"] == "s2c" and reply["code_name"] == "kReturn"
+    assert reply["value"]["type"] == "null"
+    got = [o for o in rpc if o["code_name"] == "kReturn" and
+           o.get("value", {}).get("func") == "addone"]
+    assert got and got[0]["value"]["type"] == "func"
+    assert got[0]["value"]["value"] == call["handle"]
+    hs = [o for o in objs if o["layer"] == "handshake"]
+    assert hs[0]["role"] == "client" and hs[0]["word_name"] == "RPC magic"

@@ -292,21 +292,6 @@ static void test_mismatch_reply(void **state) {
   fx_close(&f);
 }
 
-static void test_json_line(void **state) {
-  (void)state;
-  fx f;
-  ferry_dump_opts o;
-  ferry_dump_opts_default(&o);
-  o.json = 1;
-  ferry_dump_conn_init(&f.c, 3, &o);
-  ferry_buf_init(&f.out, 1u << 20);
-  handshake(&f);
-  assert_non_null(strstr(fx_text(&f),
-                         "{\"t\":1.0,\"conn\":3,\"dir\":\"c2s\",\"layer\":\"handshake\","
-                         "\"text\":\"RPC magic 0xff271 key \\\"client:\\\""));
-  fx_close(&f);
-}
-
 static void test_record_roundtrip(void **state) {
   (void)state;
   ferry_buf b;
@@ -344,7 +329,6 @@ int main(void) {
       cmocka_unit_test(test_short_packet_length),
       cmocka_unit_test(test_truncated_at_eof),
       cmocka_unit_test(test_mismatch_reply),
-      cmocka_unit_test(test_json_line),
       cmocka_unit_test(test_record_roundtrip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
