@@ -8,7 +8,11 @@
  *   v026: __tvm_ffi__library_bin  u64 N | vec [0, 1, 1] | vec [1] |
  *         (tvm-ffi ABI, >= 0.21)   "relax.VMExecutable" payload | "_lib"
  *
- * payload = u64 len + the executable (spec relax-vm.md section 1).  The
+ * payload = u64 len + the executable (spec relax-vm.md section 1).  A
+ * comment line `# relax_fixture: tensors NAME RxC, ...` in the description
+ * declares float32 weights `tensor(NAME)` may name, filled with
+ * w[i][j] = ((7 i + 3 j) % 11 - 5) / 8 (exact in float32, so a test can
+ * recompute them).  The
  * C file is compiled with the kernels (testlib.c or testlib_ffi.c) into a
  * library that ferry server loads like one from TVM; tests/models/
  * CMakeLists.txt does that for every fx_*.rvm.
@@ -65,6 +69,49 @@ static int blob(ferry_buf *out, enum ferry_relax_gen gen, const uint8_t *exec, s
   return rc;
 }
 
+#define MAX_W 8
+
+struct weights {
+  char names[MAX_W][64];
+  int64_t shape[MAX_W][2];
+  float *data[MAX_W];
+  DLTensor t[MAX_W];
+  ferry_relax_asm_tensor list[MAX_W];
+  size_t n;
+};
+
+/* Reads the `relax_fixture: tensors` line, if any; -1 on a bad one. */
+static int weights_parse(const char *text, struct weights *w) {
+  const char *p = strstr(text, "relax_fixture: tensors ");
+  w->n = 0;
+  if (!p)
+    return 0;
+  p += strlen("relax_fixture: tensors ");
+  while (*p && *p != '\n') {
+    long r = 0, c = 0;
+    int used = 0;
+    if (w->n == MAX_W || sscanf(p, "%63s %ldx%ld%n", w->names[w->n], &r, &c, &used) != 3 ||
+        r < 1 || c < 1 || r * c > (1L << 20))
+      return -1;
+    size_t k = w->n++;
+    w->shape[k][0] = r, w->shape[k][1] = c;
+    if ((w->data[k] = malloc((size_t)(r * c) * sizeof(float))) == NULL)
+      return -1;
+    for (long i = 0; i < r; i++)
+      for (long j = 0; j < c; j++)
+        w->data[k][i * c + j] = (float)((7 * i + 3 * j) % 11 - 5) / 8.0f;
+    DLTensor t = {.data = w->data[k], .device = {kDLCPU, 0}, .ndim = 2,
+                  .dtype = {kDLFloat, 32, 1}, .shape = w->shape[k]};
+    w->t[k] = t;
+    w->list[k].name = w->names[k];
+    w->list[k].tensor = &w->t[k];
+    p += used;
+    while (*p == ',' || *p == ' ')
+      p++;
+  }
+  return 0;
+}
+
 static char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f)
@@ -87,8 +134,14 @@ static char *slurp(const char *path, size_t *len) {
       break;
   }
   fclose(f);
+  char *q = realloc(p, n + 1); /* NUL-terminated, for strstr */
+  if (!q) {
+    free(p);
+    return NULL;
+  }
+  q[n] = 0;
   *len = n;
-  return p;
+  return q;
 }
 
 int main(int argc, char **argv) {
@@ -106,7 +159,13 @@ int main(int argc, char **argv) {
   ferry_buf exec, out;
   ferry_buf_init(&exec, 1 << 26);
   ferry_buf_init(&out, 1 << 26);
-  int rc = ferry_relax_asm(text, len, gen, NULL, 0, &exec, why, sizeof why);
+  struct weights w;
+  int rc = weights_parse(text, &w);
+  if (rc)
+    snprintf(why, sizeof why, "bad 'relax_fixture: tensors' line");
+  rc = rc ? rc : ferry_relax_asm(text, len, gen, w.list, w.n, &exec, why, sizeof why);
+  for (size_t i = 0; i < w.n; i++)
+    free(w.data[i]);
   free(text);
   if (rc || (rc = blob(&out, gen, exec.data, exec.len))) {
     fprintf(stderr, "relax_fixture: %s: %s\n", argv[2], why[0] ? why : "blob too large");
