@@ -16,7 +16,8 @@
  * two tensors (main: check_tensor_info, two alloc_storage + alloc_tensor,
  * the K calls, ret), assembled in this program, against the same K calls by
  * hand; at bench_graph's size (16 floats) and at a realistic one (64 Ki
- * floats, kernels of tens of microseconds).
+ * floats, kernels of tens of microseconds).  Last the CNN fixture
+ * (tests/models/relax/fx_cnn.rvm) against its three kernels by hand.
  *
  *   bench_relax_vm [--golden DIR] [--models DIR] [--n RUNS]
  *
@@ -163,6 +164,84 @@ static int chain_row(ferry_rt *rt, ferry_module *lib, long elems, long n, ferry_
   return rc ? 1 : 0;
 }
 
+/* The CNN fixture (tests/models/relax/fx_cnn.rvm: conv2d+relu, max pool,
+ * reshape, dense; 15 instructions) through the VM against its three
+ * kernels by hand on prepared tensors of the same shapes. */
+static int cnn_row(ferry_rt *rt, const char *lib, long n, ferry_err *err) {
+  ferry_module *root = NULL;
+  ferry_vm *vm = NULL;
+  ferry_func *init = NULL, *k[3] = {NULL, NULL, NULL};
+  static const char *const names[3] = {"conv2d_relu", "max_pool2d", "matmul"};
+  ferry_value dev[3] = {{.kind = FERRY_KIND_INT, .v.i = 1},
+                        {.kind = FERRY_KIND_INT, .v.i = 0},
+                        {.kind = FERRY_KIND_INT, .v.i = 2}};
+  int rc = ferry_library_load(rt, lib, &root, err);
+  rc = rc ? rc : ferry_vm_exec_cast(root) == NULL ? FERRY_EINVAL : 0;
+  rc = rc ? rc : ferry_vm_new(ferry_vm_exec_cast(root), &vm, err);
+  rc = rc ? rc : ferry_module_get_function(&vm->mod, "vm_initialization", 0, &init, err);
+  rc = rc ? rc : call(rt, init, dev, 3, err);
+  for (int i = 0; rc == 0 && i < 3; i++)
+    rc = ferry_module_get_function(root->imports[0], names[i], 1, &k[i], err);
+  DLDataType f32 = {kDLFloat, 32, 1};
+  DLDevice cpu = {kDLCPU, 0};
+  int64_t sx[4] = {1, 3, 8, 8}, sw[4] = {4, 3, 3, 3}, sc[4] = {1, 4, 8, 8}, sp[4] = {1, 4, 4, 4},
+          sf[2] = {1, 64}, sd[2] = {64, 10}, so[2] = {1, 10};
+  ferry_ndarray *t[7] = {NULL};
+  int ndims[7] = {4, 4, 4, 4, 2, 2, 2};
+  int64_t *shapes[7] = {sx, sw, sc, sp, sf, sd, so};
+  for (int i = 0; rc == 0 && i < 7; i++) {
+    size_t elems = 1;
+    for (int d = 0; d < ndims[i]; d++)
+      elems *= (size_t)shapes[i][d];
+    if ((rc = ferry_ndarray_new(rt, ndims[i], shapes[i], f32, cpu, &t[i], err)) == 0)
+      memset(t[i]->tensor.data, 0, 4 * elems);
+  }
+  double best_base = 1e30, best_ours = 1e30;
+  if (rc == 0) {
+    ferry_value a0[3] = {tv(t[0]), tv(t[1]), tv(t[2])}, a1[2] = {tv(t[2]), tv(t[3])},
+                a2[3] = {tv(t[4]), tv(t[5]), tv(t[6])};
+    ferry_value in = {.kind = FERRY_KIND_NDARRAY, .v.obj = &t[0]->base};
+    int64_t main_idx = ferry_vm_exec_find(vm->exec, "main");
+    for (int round = 0; rc == 0 && round < 3; round++) {
+      double t0 = now_s();
+      for (long i = 0; rc == 0 && i < n; i++)
+        rc = call(rt, k[0], a0, 3, err) || call(rt, k[1], a1, 2, err) ||
+             call(rt, k[2], a2, 3, err);
+      double t1s = now_s();
+      for (long i = 0; rc == 0 && i < n; i++) {
+        ferry_value r;
+        rc = ferry_vm_invoke(vm, main_idx, &in, 1, 0, &r, err);
+        if (rc == 0)
+          ferry_vm_value_release(&r);
+      }
+      double t2s = now_s();
+      best_base = t1s - t0 < best_base ? t1s - t0 : best_base;
+      best_ours = t2s - t1s < best_ours ? t2s - t1s : best_ours;
+    }
+  }
+  if (rc == 0) {
+    double base_ns = best_base / (double)n * 1e9, ours_ns = best_ours / (double)n * 1e9;
+    printf("relax VM, fixture cnn (3 kernels, 15 instructions)  baseline %11.1f ns  ferry %11.1f "
+           "ns  ratio %6.2f  (%.1f ns per instruction)\n",
+           base_ns, ours_ns, ours_ns / (base_ns > 0 ? base_ns : 1e-9), (ours_ns - base_ns) / 15);
+  } else {
+    fprintf(stderr, "bench_relax_vm: %s: %s\n", lib, err->msg);
+  }
+  for (int i = 0; i < 7; i++)
+    if (t[i])
+      ferry_obj_release(&t[i]->base);
+  for (int i = 0; i < 3; i++)
+    if (k[i])
+      ferry_obj_release(&k[i]->base);
+  if (init)
+    ferry_obj_release(&init->base);
+  if (vm)
+    ferry_obj_release(&vm->mod.base);
+  if (root)
+    ferry_obj_release(&root->base);
+  return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   char golden[PATH_MAX], models[PATH_MAX], self[PATH_MAX];
   long n = 20000;
@@ -287,6 +366,8 @@ int main(int argc, char **argv) {
   rc = rc ? rc : chain_row(rt, tl, 65536, n / 100 > 0 ? n / 100 : 1, &err);
   if (tl)
     ferry_obj_release(&tl->base);
+  snprintf(lib, sizeof lib, "%s/relax/fx_cnn_v020.so", models);
+  rc = rc ? rc : cnn_row(rt, lib, n / 4 > 0 ? n / 4 : 1, &err);
   ferry_rt_close(rt);
   rmdir(tmpl);
   return rc ? 1 : 0;

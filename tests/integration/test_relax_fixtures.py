@@ -27,6 +27,22 @@ XM = (np.arange(16, dtype=np.float32).reshape(1, 16) - 7.5) / 4.0
 MLP = np.maximum(XM.astype(np.float64) @ weight(16, 8), 0) @ weight(8, 4)
 
 
+XC = ((np.arange(192, dtype=np.float32) % 13 - 6) / 4.0).reshape(1, 3, 8, 8)
+
+
+def cnn_reference(x):
+    """conv2d 3x3 same (weights wc reshaped) + relu, 2x2 max pool, dense."""
+    w = weight(4, 27).reshape(4, 3, 3, 3).astype(np.float64)
+    xp = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+    y = np.zeros((4, 8, 8))
+    for r in range(8):
+        for q in range(8):
+            y[:, r, q] = np.tensordot(w, xp[:, r:r + 3, q:q + 3], axes=3)
+    y = np.maximum(y, 0)
+    p = y.reshape(4, 4, 2, 4, 2).max(axis=(2, 4))
+    return (p.reshape(1, 64) @ weight(64, 10)).astype(np.float32)
+
+
 def helper(y):
     """fx_call.rvm's helper: (y + 1) * 2."""
     return (y + 1) * 2
@@ -41,6 +57,7 @@ CASES = [
     ("dyn_7", "fx_dyn", [X7], [X7 + 1]),
     ("dyn_1", "fx_dyn", [X7[:1]], [X7[:1] + 1]),
     ("mlp", "fx_mlp", [XM], [MLP.astype(np.float32)]),
+    ("cnn", "fx_cnn", [XC], [cnn_reference(XC)]),
 ]
 
 
