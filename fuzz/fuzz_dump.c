@@ -12,6 +12,8 @@
 #include "wire/dump.h"
 #include "wire/dump_record.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static void check_json_lines(const ferry_buf *out) {
   const char *p = (const char *)out->data;
   const char *end = p + out->len;

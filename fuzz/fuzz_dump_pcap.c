@@ -9,6 +9,8 @@
 
 #include "wire/dump_pcap.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static void frame(ferry_tcp_streams *st, ferry_dump_set *set, ferry_buf *out, uint32_t link,
                   const uint8_t *p, size_t n, double t) {
   ferry_tcp_segment seg;
