@@ -133,8 +133,8 @@ def test_allow_covers_the_http_side(spawn):
     tr = spawn("tracker", "--host", "0.0.0.0", "--port", "0", "--http-port", "0",
                "--allow", "127.0.0.1/32")
     hport = int(tr.wait_for(r"http on 0\.0\.0\.0:(\d+)").group(1))
-    code, ctype, body = get(hport, "/api/status")
-    assert code == 200, body
+    # 503 "starting" until the tracker publishes its first snapshot.
+    assert wait_until(lambda: get(hport, "/api/status")[0] == 200, 10.0)
     stranger = socket.socket()
     stranger.settimeout(10)
     stranger.bind(("127.0.0.2", 0))
