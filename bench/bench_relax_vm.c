@@ -15,7 +15,6 @@
  *
  * --golden defaults to <this program's folder>/../../tests/golden (a build
  * folder inside the source tree). */
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_procs.h"
+#include "common/bench_rt.h"
 #include "runtime/vm/vm.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int call(ferry_rt *rt, ferry_func *f, ferry_value *args, int n, ferry_err *err) {
   ferry_call c;
@@ -45,11 +40,10 @@ static ferry_value tv(ferry_ndarray *a) {
 }
 
 int main(int argc, char **argv) {
-  char golden[PATH_MAX], self[PATH_MAX];
+  bench_set_name("bench_relax_vm");
+  char golden[PATH_MAX];
   long n = 20000;
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  self[sl > 0 ? sl : 0] = 0;
-  snprintf(golden, sizeof golden, "%s/../../tests/golden", dirname(self));
+  bench_self_path(golden, sizeof golden, "../../tests/golden");
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--golden") == 0)
       snprintf(golden, sizeof golden, "%s", argv[i + 1]);
@@ -60,18 +54,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_relax_vm: bad --n\n");
     return 2;
   }
-  char tmpl[] = "/tmp/ferry_bench_vm_XXXXXX";
-  if (mkdtemp(tmpl) == NULL)
-    return 1;
-  ferry_rt_options opt = {.work_dir = tmpl, .num_threads = 1};
+  ferry_rt *rt = bench_rt_open("vm", 1);
   ferry_err err;
   ferry_err_clear(&err);
-  ferry_rt *rt;
   char lib[PATH_MAX + 64];
   snprintf(lib, sizeof lib, "%s/relax/v0.20/mlp.so", golden);
   ferry_module *root;
   ferry_vm *vm;
-  if (ferry_rt_open(&rt, &opt, &err) || ferry_library_load(rt, lib, &root, &err) ||
+  if (ferry_library_load(rt, lib, &root, &err) ||
       ferry_vm_exec_cast(root) == NULL || ferry_vm_new(ferry_vm_exec_cast(root), &vm, &err)) {
     fprintf(stderr, "bench_relax_vm: %s: %s\n", lib, err.msg);
     return 1;
@@ -116,7 +106,7 @@ int main(int argc, char **argv) {
   int64_t main_idx = ferry_vm_exec_find(vm->exec, "main");
   double best_base = 1e30, best_ours = 1e30;
   for (int round = 0; round < 3; round++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
       if (call(rt, k[0], a0, 3, &err) || call(rt, k[1], a1, 3, &err) ||
           call(rt, k[2], a2, 2, &err) || call(rt, k[3], a3, 3, &err) ||
@@ -124,7 +114,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_relax_vm: %s\n", err.msg);
         return 1;
       }
-    double t1s = now_s();
+    double t1s = bench_now_s();
     for (long i = 0; i < n; i++) {
       ferry_value r;
       if (ferry_vm_invoke(vm, main_idx, &in, 1, 0, &r, &err)) {
@@ -133,7 +123,7 @@ int main(int argc, char **argv) {
       }
       ferry_vm_value_release(&r);
     }
-    double t2s = now_s();
+    double t2s = bench_now_s();
     if (t1s - t0 < best_base)
       best_base = t1s - t0;
     if (t2s - t1s < best_ours)
@@ -155,7 +145,6 @@ int main(int argc, char **argv) {
   ferry_obj_release(&out->base);
   ferry_obj_release(&vm->mod.base);
   ferry_obj_release(&root->base);
-  ferry_rt_close(rt);
-  rmdir(tmpl);
+  bench_rt_close(rt);
   return 0;
 }
