@@ -1,6 +1,7 @@
 /* What the tests of `ferry dump` share (test_dump.c, test_dump_json.c):
- * the golden recordings, reading a file whole, and decoding a recording as
- * `ferry dump --read` does.  Included by each; uses cmocka's assertions. */
+ * the golden recordings, reading a file whole, decoding a recording as
+ * `ferry dump --read` does, and the one-connection fixture (fx) of the
+ * single-message tests (each file has its own fx_init: the options differ).  Included by each; uses cmocka's assertions. */
 #ifndef FERRY_TESTS_DUMP_GOLDEN_H
 #define FERRY_TESTS_DUMP_GOLDEN_H
 
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/bytes.h"
+#include "wire/constants.h"
 #include "wire/dump.h"
 #include "wire/dump_record.h"
 
@@ -99,6 +102,41 @@ static void expected_path(char *path, size_t cap, const char *rel, const char *e
     if (*p == '/')
       *p = '_';
   snprintf(path, cap, "%s/%s%s", EXPECTED_DIR, name, ext);
+}
+
+/* ---- one connection fed by hand ------------------------------------------ */
+
+typedef struct fx {
+  ferry_dump_conn c;
+  ferry_buf out;
+} fx;
+
+static void fx_close(fx *f) {
+  ferry_dump_conn_close(&f->c);
+  ferry_buf_close(&f->out);
+}
+
+static const char *fx_text(fx *f) {
+  if (ferry_buf_append(&f->out, "", 1))
+    fail();
+  f->out.len--;
+  return (const char *)f->out.data;
+}
+
+static void feed(fx *f, int dir, const void *p, size_t n) {
+  assert_int_equal(ferry_dump_conn_feed(&f->c, dir, 1.0, p, n, &f->out), 0);
+}
+
+/* A session handshake in both directions. */
+static void handshake(fx *f) {
+  uint8_t hs[8 + 7];
+  put_le32(hs, FERRY_RPC_MAGIC);
+  put_le32(hs + 4, 7);
+  memcpy(hs + 8, "client:", 7);
+  feed(f, FERRY_DUMP_C2S, hs, sizeof hs);
+  put_le32(hs + 4, 7);
+  memcpy(hs + 8, "server:", 7);
+  feed(f, FERRY_DUMP_S2C, hs, sizeof hs);
 }
 
 #endif

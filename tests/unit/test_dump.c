@@ -53,45 +53,12 @@ static void test_golden_expected(void **state) {
 
 /* ---- bad input ------------------------------------------------------------ */
 
-typedef struct fx {
-  ferry_dump_conn c;
-  ferry_buf out;
-} fx;
-
 static void fx_init(fx *f, size_t max_decode) {
   ferry_dump_opts o;
   ferry_dump_opts_default(&o);
   o.max_decode = max_decode;
   ferry_dump_conn_init(&f->c, 7, &o);
   ferry_buf_init(&f->out, 1u << 20);
-}
-
-static void fx_close(fx *f) {
-  ferry_dump_conn_close(&f->c);
-  ferry_buf_close(&f->out);
-}
-
-static const char *fx_text(fx *f) {
-  if (ferry_buf_append(&f->out, "", 1))
-    fail();
-  f->out.len--;
-  return (const char *)f->out.data;
-}
-
-static void feed(fx *f, int dir, const void *p, size_t n) {
-  assert_int_equal(ferry_dump_conn_feed(&f->c, dir, 1.0, p, n, &f->out), 0);
-}
-
-/* A session handshake in both directions. */
-static void handshake(fx *f) {
-  uint8_t hs[8 + 7];
-  put_le32(hs, FERRY_RPC_MAGIC);
-  put_le32(hs + 4, 7);
-  memcpy(hs + 8, "client:", 7);
-  feed(f, FERRY_DUMP_C2S, hs, sizeof hs);
-  put_le32(hs + 4, 7);
-  memcpy(hs + 8, "server:", 7);
-  feed(f, FERRY_DUMP_S2C, hs, sizeof hs);
 }
 
 static void test_garbage_first_word(void **state) {

@@ -110,39 +110,6 @@ static void test_golden_json_matches_text(void **state) {
 
 /* ---- single messages ------------------------------------------------------ */
 
-typedef struct fx {
-  ferry_dump_conn c;
-  ferry_buf out;
-} fx;
-
-static void fx_close(fx *f) {
-  ferry_dump_conn_close(&f->c);
-  ferry_buf_close(&f->out);
-}
-
-static const char *fx_text(fx *f) {
-  if (ferry_buf_append(&f->out, "", 1))
-    fail();
-  f->out.len--;
-  return (const char *)f->out.data;
-}
-
-static void feed(fx *f, int dir, const void *p, size_t n) {
-  assert_int_equal(ferry_dump_conn_feed(&f->c, dir, 1.0, p, n, &f->out), 0);
-}
-
-/* A session handshake in both directions. */
-static void handshake(fx *f) {
-  uint8_t hs[8 + 7];
-  put_le32(hs, FERRY_RPC_MAGIC);
-  put_le32(hs + 4, 7);
-  memcpy(hs + 8, "client:", 7);
-  feed(f, FERRY_DUMP_C2S, hs, sizeof hs);
-  put_le32(hs + 4, 7);
-  memcpy(hs + 8, "server:", 7);
-  feed(f, FERRY_DUMP_S2C, hs, sizeof hs);
-}
-
 static void test_json_line(void **state) {
   (void)state;
   fx f;
