@@ -63,8 +63,6 @@ static int connect_opt(int port, int nodelay) {
   return s;
 }
 
-static int connect_to(int port) { return connect_opt(port, 1); }
-
 static void write_all(int fd, const void *p, size_t n) {
   if (ferry_fd_write_all(fd, p, n))
     die("write");
@@ -140,7 +138,9 @@ static double transfer(int tx, int rx, uint64_t bytes) {
   return (double)bytes / (1 << 20) / dt;
 }
 
-static double direct(uint64_t bytes) {
+/* A loopback connection without the proxy: *c connected (Nagle off when
+ * client_nodelay), *s accepted with Nagle off. */
+static void loopback_pair(int client_nodelay, int *c, int *s) {
   int l = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -148,14 +148,19 @@ static double direct(uint64_t bytes) {
   if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) ||
       getsockname(l, (struct sockaddr *)&a, &al))
     die("listen");
-  int c = connect_to(ntohs(a.sin_port));
-  int s = accept(l, NULL, NULL);
+  *c = connect_opt(ntohs(a.sin_port), client_nodelay);
+  *s = accept(l, NULL, NULL);
   int one = 1;
-  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(*s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  close(l);
+}
+
+static double direct(uint64_t bytes) {
+  int c, s;
+  loopback_pair(1, &c, &s);
   double r = transfer(s, c, bytes);
   close(c);
   close(s);
-  close(l);
   return r;
 }
 
@@ -195,21 +200,11 @@ static double split_rtt_us(int cli, int srv, int n) {
 }
 
 static double direct_rtt_us(int n) {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof a;
-  if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) ||
-      getsockname(l, (struct sockaddr *)&a, &al))
-    die("listen");
-  int c = connect_opt(ntohs(a.sin_port), 0);
-  int s = accept(l, NULL, NULL);
-  int one = 1;
-  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int c, s;
+  loopback_pair(0, &c, &s);
   double r = split_rtt_us(c, s, n);
   close(c);
   close(s);
-  close(l);
   return r;
 }
 
