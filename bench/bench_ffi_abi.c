@@ -14,7 +14,6 @@
  *
  * --models defaults to <this program's folder>/../tests/models. */
 #include <dlfcn.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_procs.h"
+#include "common/bench_rt.h"
 #include "ferry/tvm_ffi_abi.h"
 #include "runtime/rt_internal.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static volatile int64_t sink;
 
@@ -43,7 +38,7 @@ static double time_calls(ferry_rt *rt, ferry_func *f, const ferry_value *args, i
                          long n) {
   ferry_err err;
   ferry_err_clear(&err);
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (long i = 0; i < n; i++) {
     ferry_call c;
     ferry_call_init(&c, rt, args, nargs, &err, 1 << 20);
@@ -54,7 +49,7 @@ static double time_calls(ferry_rt *rt, ferry_func *f, const ferry_value *args, i
     sink += c.ret.v.i;
     ferry_call_close(&c);
   }
-  return (now_s() - t0) / (double)n * 1e9;
+  return (bench_now_s() - t0) / (double)n * 1e9;
 }
 
 static ferry_module *load(ferry_rt *rt, const char *models, const char *name) {
@@ -82,12 +77,10 @@ static ferry_func *get(ferry_module *m, const char *name) {
 }
 
 int main(int argc, char **argv) {
+  bench_set_name("bench_ffi_abi");
   char models[PATH_MAX];
   long n = 1000000;
-  char self[PATH_MAX];
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  self[sl > 0 ? sl : 0] = 0;
-  snprintf(models, sizeof models, "%s/../tests/models", dirname(self));
+  bench_self_path(models, sizeof models, "../tests/models");
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--models") == 0)
       snprintf(models, sizeof models, "%s", argv[i + 1]);
@@ -96,17 +89,9 @@ int main(int argc, char **argv) {
   }
   if (n < 1)
     n = 1;
-  char tmpl[] = "/tmp/ferry_bench_ffi_XXXXXX";
-  if (mkdtemp(tmpl) == NULL)
-    return 1;
-  ferry_rt_options opt = {.work_dir = tmpl, .num_threads = 1};
+  ferry_rt *rt = bench_rt_open("ffi", 1);
   ferry_err err;
   ferry_err_clear(&err);
-  ferry_rt *rt;
-  if (ferry_rt_open(&rt, &opt, &err) != 0) {
-    fprintf(stderr, "bench_ffi_abi: %s\n", err.msg);
-    return 1;
-  }
   ferry_module *mf = load(rt, models, "testlib_ffi.so");
   ferry_module *mc = load(rt, models, "testlib.so");
   ferry_err_clear(&err);
@@ -129,7 +114,7 @@ int main(int argc, char **argv) {
   for (int round = 0; round < 3; round++) {
     TVMFFIAny a[2] = {{.type_index = kTVMFFIInt, .v_int64 = 2},
                       {.type_index = kTVMFFIInt, .v_int64 = 40}};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++) {
       TVMFFIAny r;
       r.type_index = kTVMFFINone;
@@ -137,7 +122,7 @@ int main(int argc, char **argv) {
       sink += r.v_int64;
     }
     double t[4];
-    t[0] = (now_s() - t0) / (double)n * 1e9;
+    t[0] = (bench_now_s() - t0) / (double)n * 1e9;
     t[1] = time_calls(rt, ff, args, 2, n);
     t[2] = time_calls(rt, fc, args, 2, n);
     t[3] = time_calls(rt, fg, gargs, 3, n / 4 ? n / 4 : 1);
@@ -154,7 +139,6 @@ int main(int argc, char **argv) {
   ferry_obj_release(&fg->base);
   ferry_obj_release(&mf->base);
   ferry_obj_release(&mc->base);
-  ferry_rt_close(rt);
-  rmdir(tmpl);
+  bench_rt_close(rt);
   return 0;
 }

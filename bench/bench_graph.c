@@ -9,7 +9,6 @@
  *   bench_graph [--models DIR] [--n RUNS] [--k NODES] [--elems N]
  *
  * --models defaults to <this program's folder>/../tests/models. */
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +17,9 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "common/bench_procs.h"
+#include "common/bench_rt.h"
 #include "runtime/graph/graph_executor.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* x -> addone -> addone ... (k nodes); entries alternate storage 1 and 2. */
 static int chain_json(ferry_buf *b, int k, long elems) {
@@ -52,12 +47,11 @@ static int chain_json(ferry_buf *b, int k, long elems) {
 }
 
 int main(int argc, char **argv) {
-  char models[PATH_MAX], self[PATH_MAX];
+  bench_set_name("bench_graph");
+  char models[PATH_MAX];
   long n = 200000, elems = 16;
   int k = 8;
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  self[sl > 0 ? sl : 0] = 0;
-  snprintf(models, sizeof models, "%s/../tests/models", dirname(self));
+  bench_self_path(models, sizeof models, "../tests/models");
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--models") == 0)
       snprintf(models, sizeof models, "%s", argv[i + 1]);
@@ -72,18 +66,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_graph: bad --n/--k/--elems\n");
     return 2;
   }
-  char tmpl[] = "/tmp/ferry_bench_graph_XXXXXX";
-  if (mkdtemp(tmpl) == NULL)
-    return 1;
-  ferry_rt_options opt = {.work_dir = tmpl, .num_threads = 1};
+  ferry_rt *rt = bench_rt_open("graph", 1);
   ferry_err err;
   ferry_err_clear(&err);
-  ferry_rt *rt;
   char lib[PATH_MAX + 32];
   snprintf(lib, sizeof lib, "%s/testlib.so", models);
   ferry_module *m;
   ferry_func *f;
-  if (ferry_rt_open(&rt, &opt, &err) || ferry_library_load(rt, lib, &m, &err) ||
+  if (ferry_library_load(rt, lib, &m, &err) ||
       ferry_module_get_function(m, "addone", 0, &f, &err)) {
     fprintf(stderr, "bench_graph: %s\n", err.msg);
     return 1;
@@ -113,7 +103,7 @@ int main(int argc, char **argv) {
                          {.kind = FERRY_KIND_TENSOR, .v.tensor = &b->tensor}};
   double best_base = 1e30, best_ours = 1e30;
   for (int round = 0; round < 3; round++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
       for (int j = 0; j < k; j++) {
         ferry_call c;
@@ -122,13 +112,13 @@ int main(int argc, char **argv) {
           return 1;
         ferry_call_close(&c);
       }
-    double t1 = now_s();
+    double t1 = bench_now_s();
     for (long i = 0; i < n; i++)
       if (ferry_graph_exec_run(ge, &err)) {
         fprintf(stderr, "bench_graph: %s\n", err.msg);
         return 1;
       }
-    double t2 = now_s();
+    double t2 = bench_now_s();
     if (t1 - t0 < best_base)
       best_base = t1 - t0;
     if (t2 - t1 < best_ours)
@@ -144,7 +134,6 @@ int main(int argc, char **argv) {
   ferry_obj_release(&f->base);
   ferry_obj_release(&m->base);
   ferry_buf_close(&json);
-  ferry_rt_close(rt);
-  rmdir(tmpl);
+  bench_rt_close(rt);
   return 0;
 }

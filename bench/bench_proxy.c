@@ -34,6 +34,8 @@
 #include <unistd.h>
 
 #include "base/bytes.h"
+#include "base/net.h"
+#include "common/bench_procs.h"
 #include "wire/constants.h"
 
 /* Read and write sizes tried, the same for every path: the best direct
@@ -44,12 +46,6 @@ static const size_t CHUNKS[] = {64 * 1024, 256 * 1024, 1024 * 1024};
 #define MAX_CHUNK (1024 * 1024)
 #define ROUNDS 3
 static size_t CHUNK = 256 * 1024; /* of the transfer under way */
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what) {
   fprintf(stderr, "bench_proxy: %s: %s\n", what, strerror(errno));
@@ -67,22 +63,13 @@ static int connect_opt(int port, int nodelay) {
   return s;
 }
 
-static int connect_to(int port) { return connect_opt(port, 1); }
-
 static void write_all(int fd, const void *p, size_t n) {
-  const uint8_t *b = p;
-  while (n) {
-    ssize_t w = write(fd, b, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      die("write");
-    b += w;
-    n -= (size_t)w;
-  }
+  if (ferry_fd_write_all(fd, p, n))
+    die("write");
 }
 
-static void read_all(int fd, void *p, size_t n) {
+/* quickack 1: a quick ACK after every read, as ferry's server reads. */
+static void read_all_opt(int fd, void *p, size_t n, int quickack) {
   uint8_t *b = p;
   while (n) {
     ssize_t r = read(fd, b, n);
@@ -90,26 +77,16 @@ static void read_all(int fd, void *p, size_t n) {
       continue;
     if (r <= 0)
       die("read");
+    if (quickack) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     b += r;
     n -= (size_t)r;
   }
 }
 
-/* read_all with a quick ACK after every read, as ferry's server reads. */
-static void read_all_quickack(int fd, void *p, size_t n) {
-  uint8_t *b = p;
-  while (n) {
-    ssize_t r = read(fd, b, n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      die("read");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-    b += r;
-    n -= (size_t)r;
-  }
-}
+static void read_all(int fd, void *p, size_t n) { read_all_opt(fd, p, n, 0); }
 
 typedef struct sender {
   int fd;
@@ -135,7 +112,7 @@ static void *send_main(void *arg) {
 static double transfer(int tx, int rx, uint64_t bytes) {
   sender s = {tx, bytes};
   pthread_t t;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   pthread_create(&t, NULL, send_main, &s);
   uint8_t *buf = malloc(MAX_CHUNK);
   uint64_t got = 0;
@@ -156,12 +133,14 @@ static double transfer(int tx, int rx, uint64_t bytes) {
     got += (uint64_t)r;
   }
   pthread_join(t, NULL);
-  double dt = now_s() - t0;
+  double dt = bench_now_s() - t0;
   free(buf);
   return (double)bytes / (1 << 20) / dt;
 }
 
-static double direct(uint64_t bytes) {
+/* A loopback connection without the proxy: *c connected (Nagle off when
+ * client_nodelay), *s accepted with Nagle off. */
+static void loopback_pair(int client_nodelay, int *c, int *s) {
   int l = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -169,14 +148,19 @@ static double direct(uint64_t bytes) {
   if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) ||
       getsockname(l, (struct sockaddr *)&a, &al))
     die("listen");
-  int c = connect_to(ntohs(a.sin_port));
-  int s = accept(l, NULL, NULL);
+  *c = connect_opt(ntohs(a.sin_port), client_nodelay);
+  *s = accept(l, NULL, NULL);
   int one = 1;
-  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(*s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  close(l);
+}
+
+static double direct(uint64_t bytes) {
+  int c, s;
+  loopback_pair(1, &c, &s);
   double r = transfer(s, c, bytes);
   close(c);
   close(s);
-  close(l);
   return r;
 }
 
@@ -204,33 +188,23 @@ static double split_rtt_us(int cli, int srv, int n) {
   memset(len, 0, sizeof len);
   put_le32(len, RTT_BODY);
   memset(body, 7, sizeof body);
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < n; i++) {
     write_all(cli, len, sizeof len);
     write_all(cli, body, sizeof body);
-    read_all_quickack(srv, in, sizeof in);
+    read_all_opt(srv, in, sizeof in, 1);
     write_all(srv, in, sizeof in);
     read_all(cli, in, sizeof in);
   }
-  return (now_s() - t0) * 1e6 / n;
+  return (bench_now_s() - t0) * 1e6 / n;
 }
 
 static double direct_rtt_us(int n) {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t al = sizeof a;
-  if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) ||
-      getsockname(l, (struct sockaddr *)&a, &al))
-    die("listen");
-  int c = connect_opt(ntohs(a.sin_port), 0);
-  int s = accept(l, NULL, NULL);
-  int one = 1;
-  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int c, s;
+  loopback_pair(0, &c, &s);
   double r = split_rtt_us(c, s, n);
   close(c);
   close(s);
-  close(l);
   return r;
 }
 

@@ -16,7 +16,6 @@
  * --models defaults to <this program's folder>/../tests/models. */
 #include <dlfcn.h>
 #include <pthread.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_procs.h"
+#include "common/bench_rt.h"
 #include "runtime/rt_internal.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static volatile int64_t sink;
 
@@ -70,29 +65,19 @@ static void report(const char *what, double base_ns, double ours_ns) {
 }
 
 int main(int argc, char **argv) {
+  bench_set_name("bench_runtime");
   char models[PATH_MAX];
   long n = 1000000;
-  char self[PATH_MAX];
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  self[sl > 0 ? sl : 0] = 0;
-  snprintf(models, sizeof models, "%s/../tests/models", dirname(self));
+  bench_self_path(models, sizeof models, "../tests/models");
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--models") == 0)
       snprintf(models, sizeof models, "%s", argv[i + 1]);
     else if (strcmp(argv[i], "--n") == 0)
       n = strtol(argv[i + 1], NULL, 10);
   }
-  char tmpl[] = "/tmp/ferry_bench_rt_XXXXXX";
-  if (mkdtemp(tmpl) == NULL)
-    return 1;
-  ferry_rt_options opt = {.work_dir = tmpl, .num_threads = 0};
+  ferry_rt *rt = bench_rt_open("rt", 0);
   ferry_err err;
   ferry_err_clear(&err);
-  ferry_rt *rt;
-  if (ferry_rt_open(&rt, &opt, &err) != 0) {
-    fprintf(stderr, "bench_runtime: %s\n", err.msg);
-    return 1;
-  }
   char lib[PATH_MAX + 32];
   snprintf(lib, sizeof lib, "%s/testlib.so", models);
   ferry_module *m;
@@ -111,16 +96,16 @@ int main(int argc, char **argv) {
   /* 1. calls */
   TVMValue vals[2] = {{.v_int64 = 2}, {.v_int64 = 40}};
   int32_t codes[2] = {0, 0};
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (long i = 0; i < n; i++) {
     TVMValue rv;
     int32_t rc = kTVMNullptr;
     direct(vals, codes, 2, &rv, &rc, NULL);
     sink += rv.v_int64;
   }
-  double base = (now_s() - t0) / (double)n * 1e9;
+  double base = (bench_now_s() - t0) / (double)n * 1e9;
   ferry_value args[2] = {{.kind = FERRY_KIND_INT, .v.i = 2}, {.kind = FERRY_KIND_INT, .v.i = 40}};
-  t0 = now_s();
+  t0 = bench_now_s();
   for (long i = 0; i < n; i++) {
     ferry_call c;
     ferry_call_init(&c, rt, args, 2, &err, 1 << 20);
@@ -128,13 +113,13 @@ int main(int argc, char **argv) {
     sink += c.ret.v.i;
     ferry_call_close(&c);
   }
-  report("compiled call (add_i64)", base, (now_s() - t0) / (double)n * 1e9);
+  report("compiled call (add_i64)", base, (bench_now_s() - t0) / (double)n * 1e9);
 
   /* 2. parallel launch */
   long launches = n / 20;
   pthread_t helper;
   pthread_create(&helper, NULL, pong_main, NULL);
-  t0 = now_s();
+  t0 = bench_now_s();
   for (long i = 0; i < launches; i++) {
     pthread_mutex_lock(&pp.lock);
     pp.ping++;
@@ -143,20 +128,20 @@ int main(int argc, char **argv) {
       pthread_cond_wait(&pp.cv, &pp.lock);
     pthread_mutex_unlock(&pp.lock);
   }
-  base = (now_s() - t0) / (double)launches * 1e9;
+  base = (bench_now_s() - t0) / (double)launches * 1e9;
   pthread_mutex_lock(&pp.lock);
   pp.stop = 1;
   pthread_cond_broadcast(&pp.cv);
   pthread_mutex_unlock(&pp.lock);
   pthread_join(helper, NULL);
   TVMBackendParallelLaunch(empty_lambda, NULL, 0); /* start the pool */
-  t0 = now_s();
+  t0 = bench_now_s();
   for (long i = 0; i < launches; i++)
     TVMBackendParallelLaunch(empty_lambda, NULL, 0);
-  report("parallel launch of an empty lambda", base, (now_s() - t0) / (double)launches * 1e9);
+  report("parallel launch of an empty lambda", base, (bench_now_s() - t0) / (double)launches * 1e9);
 
   /* 3. workspace */
-  t0 = now_s();
+  t0 = bench_now_s();
   for (long i = 0; i < n; i++) {
     void *p;
     if (posix_memalign(&p, 64, 4096) == 0) {
@@ -164,14 +149,14 @@ int main(int argc, char **argv) {
       free(p);
     }
   }
-  base = (now_s() - t0) / (double)n * 1e9;
-  t0 = now_s();
+  base = (bench_now_s() - t0) / (double)n * 1e9;
+  t0 = bench_now_s();
   for (long i = 0; i < n; i++) {
     void *p = TVMBackendAllocWorkspace(kDLCPU, 0, 4096, kDLFloat, 32);
     ((volatile char *)p)[0] = 1;
     TVMBackendFreeWorkspace(kDLCPU, 0, p);
   }
-  report("workspace alloc+free (4 KiB)", base, (now_s() - t0) / (double)n * 1e9);
+  report("workspace alloc+free (4 KiB)", base, (bench_now_s() - t0) / (double)n * 1e9);
 
   /* 4. range checks */
   DLDevice cpu = {kDLCPU, 0};
@@ -179,24 +164,23 @@ int main(int argc, char **argv) {
   void *first;
   if (ferry_rt_alloc(rt, cpu, 256, 64, f32, &first, &err) != 0)
     return 1;
-  t0 = now_s();
+  t0 = bench_now_s();
   for (long i = 0; i < n; i++)
     sink += ferry_rt_check_range(rt, first, 256, &err);
-  base = (now_s() - t0) / (double)n * 1e9;
+  base = (bench_now_s() - t0) / (double)n * 1e9;
   for (int i = 0; i < 10000; i++) {
     void *p;
     if (ferry_rt_alloc(rt, cpu, 256, 64, f32, &p, &err) != 0)
       return 1;
   }
-  t0 = now_s();
+  t0 = bench_now_s();
   for (long i = 0; i < n; i++)
     sink += ferry_rt_check_range(rt, first, 256, &err);
-  report("range check, 10000 live buffers vs 1", base, (now_s() - t0) / (double)n * 1e9);
+  report("range check, 10000 live buffers vs 1", base, (bench_now_s() - t0) / (double)n * 1e9);
 
   ferry_obj_release(&f->base);
   ferry_obj_release(&m->base);
   dlclose(h);
-  ferry_rt_close(rt);
-  rmdir(tmpl);
+  bench_rt_close(rt);
   return 0;
 }

@@ -26,7 +26,6 @@
  * <ferry's folder>/tests/models/testlib.so. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -275,7 +274,7 @@ static void check(ferry_client *c, int rc, const char *what) {
 
 int main(int argc, char **argv) {
   bench_set_name("bench_session");
-  char self_dir[PATH_MAX / 2], ferry[PATH_MAX], lib[PATH_MAX];
+  char ferry[PATH_MAX], lib[PATH_MAX];
   const char *ferry_arg = NULL, *lib_arg = NULL;
   int calls = 20000;
   long mb = 64;
@@ -296,27 +295,7 @@ int main(int argc, char **argv) {
   }
   if (calls < 100 || mb < 1 || mb > 4096)
     bench_die("--calls >= 100 and 1 <= --mb <= 4096", NULL);
-  char argv0[PATH_MAX / 2];
-  snprintf(argv0, sizeof argv0, "%s", argv[0]);
-  snprintf(self_dir, sizeof self_dir, "%s", dirname(argv0));
-  if (ferry_arg) {
-    snprintf(ferry, sizeof ferry, "%s", ferry_arg);
-  } else {
-    snprintf(ferry, sizeof ferry, "%s/ferry", self_dir);
-    if (access(ferry, X_OK) != 0)
-      snprintf(ferry, sizeof ferry, "%s/../ferry", self_dir);
-  }
-  if (access(ferry, X_OK) != 0)
-    bench_die("no ferry binary (give --ferry PATH)", ferry);
-  if (lib_arg) {
-    snprintf(lib, sizeof lib, "%s", lib_arg);
-  } else {
-    char fd_[PATH_MAX];
-    snprintf(fd_, sizeof fd_, "%s", ferry);
-    snprintf(lib, sizeof lib, "%.2000s/tests/models/testlib.so", dirname(fd_));
-  }
-  if (access(lib, R_OK) != 0)
-    bench_die("no test library (give --lib testlib.so)", lib);
+  bench_find_ferry(argv[0], ferry_arg, lib_arg, ferry, lib);
   signal(SIGPIPE, SIG_IGN);
 
   double startup = 0;

@@ -26,10 +26,11 @@
  * (it knows the framing: handshake words, then u64-length packets).  The
  * relay costs the same in every column.
  *
- *   bench_trial [--ferry PATH] [--lib testlib.so] [--seconds S] [--rounds N] */
+ *   bench_trial [--ferry PATH] [--lib testlib.so] [--seconds S] [--rounds N]
+ *
+ * --ferry and --lib default as bench_find_ferry says (bench_procs.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -353,24 +354,7 @@ int main(int argc, char **argv) {
   }
   if (!(seconds > 0 && seconds <= 600) || rounds < 1 || rounds > 100)
     bench_die("0 < --seconds <= 600 and 1 <= --rounds <= 100", NULL);
-  char argv0[PATH_MAX / 2], self_dir[PATH_MAX / 2];
-  snprintf(argv0, sizeof argv0, "%s", argv[0]);
-  snprintf(self_dir, sizeof self_dir, "%s", dirname(argv0));
-  if (ferry_arg)
-    snprintf(ferry, sizeof ferry, "%s", ferry_arg);
-  else
-    snprintf(ferry, sizeof ferry, "%s/../ferry", self_dir);
-  if (access(ferry, X_OK) != 0)
-    bench_die("no ferry binary (give --ferry PATH)", ferry);
-  if (lib_arg) {
-    snprintf(lib, sizeof lib, "%s", lib_arg);
-  } else {
-    char d[PATH_MAX];
-    snprintf(d, sizeof d, "%s", ferry);
-    snprintf(lib, sizeof lib, "%.2000s/tests/models/testlib.so", dirname(d));
-  }
-  if (access(lib, R_OK) != 0)
-    bench_die("no kernel library (give --lib testlib.so)", lib);
+  bench_find_ferry(argv[0], ferry_arg, lib_arg, ferry, lib);
   signal(SIGPIPE, SIG_IGN);
 
   column cols[3] = {{"ferry", 0, 0, 0}, {"baseline (FERRY_NO_QUICKACK=1)", 0, 0, 0},

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +99,29 @@ int bench_wait_listening(bench_proc *p) {
     usleep(2000);
   }
   bench_die("a daemon did not say where it listens; its log", p->log);
+}
+
+void bench_find_ferry(const char *argv0, const char *ferry_arg, const char *lib_arg,
+                      char *ferry, char *lib) {
+  char a0[PATH_MAX / 2], self_dir[PATH_MAX / 2];
+  snprintf(a0, sizeof a0, "%s", argv0);
+  snprintf(self_dir, sizeof self_dir, "%s", dirname(a0));
+  if (ferry_arg) {
+    snprintf(ferry, PATH_MAX, "%s", ferry_arg);
+  } else {
+    snprintf(ferry, PATH_MAX, "%s/ferry", self_dir);
+    if (access(ferry, X_OK) != 0)
+      snprintf(ferry, PATH_MAX, "%s/../ferry", self_dir);
+  }
+  if (access(ferry, X_OK) != 0)
+    bench_die("no ferry binary (give --ferry PATH)", ferry);
+  if (lib_arg) {
+    snprintf(lib, PATH_MAX, "%s", lib_arg);
+  } else {
+    char d[PATH_MAX];
+    snprintf(d, sizeof d, "%s", ferry);
+    snprintf(lib, PATH_MAX, "%.2000s/tests/models/testlib.so", dirname(d));
+  }
+  if (access(lib, R_OK) != 0)
+    bench_die("no test library (give --lib testlib.so)", lib);
 }

@@ -33,4 +33,13 @@ int bench_wait_listening(bench_proc *p);
 
 void bench_stop_all(void);
 
+/* The ferry binary and the test kernel library a benchmark runs with:
+ * ferry_arg (--ferry) when given, else the `ferry` next to argv0 or one
+ * folder up (build/bench/bench_x -> build/ferry); lib_arg (--lib) when
+ * given, else <ferry's folder>/tests/models/testlib.so.  Writes both
+ * paths (each buffer at least PATH_MAX bytes); dies when either is
+ * missing. */
+void bench_find_ferry(const char *argv0, const char *ferry_arg, const char *lib_arg,
+                      char *ferry, char *lib);
+
 #endif

@@ -221,6 +221,20 @@ int ferry_write_full(int fd, const void *buf, size_t n, int64_t deadline_ms) {
   return 0;
 }
 
+int ferry_fd_write_all(int fd, const void *buf, size_t n) {
+  const uint8_t *p = buf;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = write(fd, p + done, n - done);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return FERRY_EIO;
+    done += (size_t)w;
+  }
+  return 0;
+}
+
 void ferry_tcp_nodelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

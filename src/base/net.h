@@ -35,6 +35,12 @@ int ferry_read_full(int fd, void *buf, size_t n, int64_t deadline_ms,
 int ferry_write_full(int fd, const void *buf, size_t n,
                      int64_t deadline_ms) FERRY_MUST_CHECK;
 
+/* Writes exactly n bytes with write(2), so to any descriptor (a file, a
+ * pipe), retrying short writes and EINTR; no deadline.  FERRY_EIO when a
+ * write fails (errno says why) or writes nothing.  Only calls write, so a
+ * forked child may use it before _exit. */
+int ferry_fd_write_all(int fd, const void *buf, size_t n) FERRY_MUST_CHECK;
+
 /* Turns off Nagle's algorithm: a session's reply header and its data often
  * leave in two writes, and with Nagle on the second one waits for the
  * peer's delayed ACK (~40 ms a reply). */

@@ -41,18 +41,8 @@ int ferry_cmd_drain(int argc, char **argv) {
     fprintf(stderr, "ferry drain: --stop-key is required (the tracker's --stop-key)\n");
     return 2;
   }
-  if (!host || !*host)
-    host = getenv("TVM_TRACKER_HOST");
-  if (!host || !*host)
-    host = "127.0.0.1";
-  if (port == 0 && getenv("TVM_TRACKER_PORT"))
-    port = strtol(getenv("TVM_TRACKER_PORT"), NULL, 10);
-  if (port == 0)
-    port = 9190;
-  if (port < 1 || port > 65535) {
-    fprintf(stderr, "ferry drain: port out of range\n");
+  if (ferry_opts_tracker_addr("drain", &host, &port))
     return 2;
-  }
   ferry_tracker_link l;
   ferry_tracker_link_init(&l);
   char err[512] = "";

@@ -300,18 +300,8 @@ int ferry_cmd_query(int argc, char **argv) {
   int rc = ferry_opts_parse_no_args(&spec, argc, argv);
   if (rc)
     return rc == 1 ? 0 : rc;
-  if (!host || !*host)
-    host = getenv("TVM_TRACKER_HOST");
-  if (!host || !*host)
-    host = "127.0.0.1";
-  if (port == 0 && getenv("TVM_TRACKER_PORT"))
-    port = strtol(getenv("TVM_TRACKER_PORT"), NULL, 10);
-  if (port == 0)
-    port = 9190;
-  if (port < 1 || port > 65535) {
-    fprintf(stderr, "ferry query: port out of range\n");
+  if (ferry_opts_tracker_addr("query", &host, &port))
     return 2;
-  }
   if (watch < 0 || watch > 86400 || (watch > 0 && watch < 0.1)) {
     fprintf(stderr, "ferry query: --watch must be in [0.1, 86400]\n");
     return 2;

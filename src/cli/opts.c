@@ -149,6 +149,22 @@ int ferry_opts_check_ports(const char *cmd, long port, long port_end) {
   return 0;
 }
 
+int ferry_opts_tracker_addr(const char *cmd, const char **host, long *port) {
+  if (!*host || !**host)
+    *host = getenv("TVM_TRACKER_HOST");
+  if (!*host || !**host)
+    *host = "127.0.0.1";
+  if (*port == 0 && getenv("TVM_TRACKER_PORT"))
+    *port = strtol(getenv("TVM_TRACKER_PORT"), NULL, 10);
+  if (*port == 0)
+    *port = 9190;
+  if (*port < 1 || *port > 65535) {
+    fprintf(stderr, "ferry %s: port out of range\n", cmd);
+    return 2;
+  }
+  return 0;
+}
+
 void ferry_opts_help(FILE *f, const ferry_cmd_spec *spec) {
   fprintf(f, "usage: ferry %s %s\n\n%s\n\noptions:\n", spec->name, spec->usage,
           spec->summary);

@@ -53,6 +53,12 @@ int ferry_opts_parse_no_args(const ferry_cmd_spec *spec, int argc, char **argv);
  * exclusive); otherwise prints "ferry CMD: port out of range" and returns 2. */
 int ferry_opts_check_ports(const char *cmd, long port, long port_end);
 
+/* The tracker a client command talks to: --host, else $TVM_TRACKER_HOST,
+ * else 127.0.0.1; --port, else $TVM_TRACKER_PORT, else 9190 (TVM's
+ * defaults).  Fills the unset ones of *host and *port and returns 0, or
+ * prints "ferry CMD: port out of range" and returns 2. */
+int ferry_opts_tracker_addr(const char *cmd, const char **host, long *port);
+
 void ferry_opts_help(FILE *f, const ferry_cmd_spec *spec);
 
 /* Splits "host:port" at the last ':' into host (copied into host_out) and

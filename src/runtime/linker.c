@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/net.h"
 #include "runtime/rt_internal.h"
 
 extern char **environ;
@@ -177,16 +178,9 @@ static int write_below(ferry_rt *rt, const char *name, const uint8_t *p, size_t 
   int fd = ferry_files_open_below(rt->work_dir, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0)
     return -1;
-  size_t done = 0;
-  while (done < n) {
-    ssize_t w = write(fd, p + done, n - done);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      close(fd);
-      return -1;
-    }
-    done += (size_t)w;
+  if (ferry_fd_write_all(fd, p, n)) {
+    close(fd);
+    return -1;
   }
   return close(fd);
 }

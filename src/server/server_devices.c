@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/net.h"
 #include "runtime/runtime.h"
 #include "server/server_main.h"
 
@@ -31,13 +32,9 @@ void ferry_server_probe_devices(char *out, size_t cap) {
     close(fds[0]);
     char list[1024];
     ferry_rt_describe_devices(list, sizeof list);
-    size_t n = strlen(list), done = 0;
-    while (done < n) {
-      ssize_t w = write(fds[1], list + done, n - done);
-      if (w <= 0)
-        break;
-      done += (size_t)w;
-    }
+    /* A short list reads as whatever arrived; the child has nothing more
+     * to say on a failure. */
+    (void)!ferry_fd_write_all(fds[1], list, strlen(list));
     _exit(0);
   }
   close(fds[1]);

@@ -38,16 +38,9 @@ static int write_exe(const char *path, const char *p, size_t n) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
   if (fd < 0)
     return -1;
-  size_t done = 0;
-  while (done < n) {
-    ssize_t w = write(fd, p + done, n - done);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      close(fd);
-      return -1;
-    }
-    done += (size_t)w;
+  if (ferry_fd_write_all(fd, p, n)) {
+    close(fd);
+    return -1;
   }
   return close(fd);
 }

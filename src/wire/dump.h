@@ -124,6 +124,12 @@ int dump_quote(ferry_buf *b, const char *s, size_t n, size_t max) FERRY_MUST_CHE
 /* Emits c->line as one message of layer `layer` ("handshake", "tracker",
  * "rpc", "error", "raw", "event") and empties it. */
 int dump_emit(ferry_dump_conn *c, int dir, double t, const char *layer, ferry_buf *out);
+/* dump_rpc.c: the name of a DLPack device type ("cpu", "cuda", ...;
+ * "device" when unknown), and a dtype as text ("float32", "int8x4") in s,
+ * cut to n bytes; DUMP_DTYPE_TEXT_MAX always holds it whole. */
+#define DUMP_DTYPE_TEXT_MAX 48
+const char *dump_device_name(int type);
+void dump_dtype_text(char *s, size_t n, DLDataType t);
 /* Describes one whole RPC packet (8-byte prefix included) in c->line and
  * emits it. */
 int dump_rpc_packet(ferry_dump_conn *c, int dir, double t, const uint8_t *p, size_t n,

@@ -153,60 +153,15 @@ void dump_json_reset(ferry_dump_conn *c) {
   c->jf = NULL;
 }
 
-static const char *device_name(int type) {
-  switch (type) {
-  case kDLCPU:
-    return "cpu";
-  case kDLCUDA:
-    return "cuda";
-  case kDLCUDAHost:
-    return "cuda_host";
-  case kDLOpenCL:
-    return "opencl";
-  case kDLVulkan:
-    return "vulkan";
-  case kDLMetal:
-    return "metal";
-  case kDLROCM:
-    return "rocm";
-  case kDLExtDev:
-    return "ext_dev";
-  default:
-    return "device";
-  }
-}
-
-static const char *dtype_code_name(unsigned code) {
-  switch (code) {
-  case kDLInt:
-    return "int";
-  case kDLUInt:
-    return "uint";
-  case kDLFloat:
-    return "float";
-  case kDLOpaqueHandle:
-    return "handle";
-  case kDLBfloat:
-    return "bfloat";
-  case kDLComplex:
-    return "complex";
-  default:
-    return "dtype";
-  }
-}
-
 static json_t *json_dtype(DLDataType t) {
-  char s[48];
-  if (t.lanes == 1)
-    snprintf(s, sizeof s, "%s%u", dtype_code_name(t.code), t.bits);
-  else
-    snprintf(s, sizeof s, "%s%ux%u", dtype_code_name(t.code), t.bits, t.lanes);
+  char s[DUMP_DTYPE_TEXT_MAX];
+  dump_dtype_text(s, sizeof s, t);
   return json_string(s);
 }
 
 /* {"name": "cpu", "type": 1, "id": 0} */
 static json_t *json_device(DLDevice d) {
-  return json_pack("{s:s,s:i,s:i}", "name", device_name((int)d.device_type), "type",
+  return json_pack("{s:s,s:i,s:i}", "name", dump_device_name((int)d.device_type), "type",
                    (int)d.device_type, "id", (int)d.device_id);
 }
 

@@ -13,6 +13,9 @@
 #include "wire/rpc_packet.h"
 #include "wire/rpc_tensor.h"
 
+/* The names `ferry dump` gives DLPack device types and dtype codes, shared
+ * by the text (here) and the JSON fields (dump_json.c) so both say the
+ * same. */
 static const char *dtype_code_name(unsigned code) {
   switch (code) {
   case kDLInt:
@@ -32,7 +35,7 @@ static const char *dtype_code_name(unsigned code) {
   }
 }
 
-static const char *device_name(int type) {
+const char *dump_device_name(int type) {
   switch (type) {
   case kDLCPU:
     return "cpu";
@@ -55,14 +58,21 @@ static const char *device_name(int type) {
   }
 }
 
-static int put_dtype(ferry_buf *b, DLDataType t) {
+void dump_dtype_text(char *s, size_t n, DLDataType t) {
   if (t.lanes == 1)
-    return ferry_buf_printf(b, "%s%u", dtype_code_name(t.code), t.bits);
-  return ferry_buf_printf(b, "%s%ux%u", dtype_code_name(t.code), t.bits, t.lanes);
+    snprintf(s, n, "%s%u", dtype_code_name(t.code), t.bits);
+  else
+    snprintf(s, n, "%s%ux%u", dtype_code_name(t.code), t.bits, t.lanes);
+}
+
+static int put_dtype(ferry_buf *b, DLDataType t) {
+  char s[DUMP_DTYPE_TEXT_MAX];
+  dump_dtype_text(s, sizeof s, t);
+  return ferry_buf_printf(b, "%s", s);
 }
 
 static int put_device(ferry_buf *b, DLDevice d) {
-  return ferry_buf_printf(b, "%s(%d):%d", device_name((int)d.device_type),
+  return ferry_buf_printf(b, "%s(%d):%d", dump_device_name((int)d.device_type),
                           (int)d.device_type, (int)d.device_id);
 }
 

@@ -9,13 +9,13 @@ import os
 import struct
 
 import numpy as np
-import time
 
 import pytest
 
 from conftest import GOLDEN
 from cl_client import Client
-from test_opencl_replay import have_opencl
+# serve: the ferry server fixture that checks its stderr for sanitizer reports.
+from test_opencl_replay import have_opencl, serve  # noqa: F401
 import test_session_replay as sr
 
 CL0 = (4, 0)
@@ -34,24 +34,6 @@ def get(c, t, shape):
     n = int(np.prod(shape)) * 4
     return np.frombuffer(c.copy_from(t, n), dtype=np.float32).reshape(shape)
 
-
-
-@pytest.fixture
-def serve(spawn):
-    """A ferry server; at the end, no sanitizer report may have appeared on
-    its stderr (session children report leaks at their exit there)."""
-    started = []
-
-    def _serve(env=None):
-        srv = spawn("server", "--host", "127.0.0.1", "--port", "0", env=env)
-        started.append(srv)
-        return srv
-
-    yield _serve
-    time.sleep(0.3)
-    for srv in started:
-        bad = [line for line in srv.lines if "Sanitizer" in line or "runtime error:" in line]
-        assert not bad, "\n".join(srv.lines[-60:])
 
 @needs_cl
 @pytest.mark.parametrize("lib", ["vector_add", "matmul_tiled"])

@@ -88,7 +88,23 @@ class _Daemon:
             _live.remove(self)
 
 
-class Server:
+class _Handle:
+    """What TVM's Server, Tracker and Proxy objects offer around the process:
+    .proc (None once stopped) and terminate(), also run when the object goes
+    away.  Subclasses set self._d (a _Daemon) and self.proc."""
+
+    proc = None
+
+    def terminate(self):
+        if self.proc:
+            self._d.terminate()
+            self.proc = None
+
+    def __del__(self):
+        self.terminate()
+
+
+class Server(_Handle):
     """tvm.rpc.Server(host, port, port_end, is_proxy, tracker_addr, key,
     load_library, custom_addr, silent, no_fork, server_init_callback,
     reuse_addr, timeout) as `ferry server --testing`.
@@ -128,16 +144,8 @@ class Server:
         self.port = int(self._d.match.group(1)) if not is_proxy else port
         self.host = host
 
-    def terminate(self):
-        if self.proc:
-            self._d.terminate()
-            self.proc = None
 
-    def __del__(self):
-        self.terminate()
-
-
-class Tracker:
+class Tracker(_Handle):
     """tvm.rpc.tracker.Tracker(host, port, port_end, silent, reuse_addr,
     timeout) as `ferry tracker`."""
 
@@ -151,16 +159,8 @@ class Tracker:
         self.port = int(self._d.match.group(1))
         self.host = host
 
-    def terminate(self):
-        if self.proc:
-            self._d.terminate()
-            self.proc = None
 
-    def __del__(self):
-        self.terminate()
-
-
-class Proxy:
+class Proxy(_Handle):
     """tvm.rpc.proxy.Proxy(host, port, port_end, web_port, timeout_client,
     timeout_server, tracker_addr, index_page, resource_files) as
     `ferry proxy`."""
@@ -181,14 +181,6 @@ class Proxy:
             self.port = int(_LISTEN.search(f.read().decode("utf-8", "replace")).group(1))
         self.proc = self._d
         self.host = host
-
-    def terminate(self):
-        if self.proc:
-            self._d.terminate()
-            self.proc = None
-
-    def __del__(self):
-        self.terminate()
 
 
 def _stop_all():

@@ -21,77 +21,7 @@
 #include "wire/rpc_dialect.h"
 #include "wire/rpc_packet.h"
 
-#define EXPECTED_DIR FERRY_GOLDEN_DIR "/../unit/dump_expected"
-
-static const char *const recordings[] = {
-    "classic/proxy/client-proxy",         "classic/proxy/proxy-tracker",
-    "classic/proxy/server-proxy",         "classic/proxy-notracker/client-proxy",
-    "classic/proxy-notracker/server-proxy", "classic/session-errors/client-server",
-    "classic/session-files/client-server", "classic/session-graph/client-server",
-    "classic/session-module/client-server", "classic/session-tensor/client-server",
-    "classic/tracker/tracker",            "ffi/proxy/client-proxy",
-    "ffi/proxy/proxy-tracker",            "ffi/proxy/server-proxy",
-    "ffi/proxy-notracker/client-proxy",   "ffi/proxy-notracker/server-proxy",
-    "ffi/session-errors/client-server",   "ffi/session-files/client-server",
-    "ffi/session-module/client-server",   "ffi/session-tensor/client-server",
-    "ffi/tracker/tracker",
-};
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *p = malloc((size_t)n + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-  p[n] = 0;
-  fclose(f);
-  *len = (size_t)n;
-  return p;
-}
-
-/* Decodes a recording through a connection set as `ferry dump --read`
- * does; bytewise feeds each chunk one byte at a time. */
-static void decode_opts(const char *rel, int bytewise, int json, ferry_buf *out) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s.jsonl", FERRY_GOLDEN_DIR, rel);
-  size_t len = 0;
-  char *text = slurp(path, &len);
-  assert_non_null(text);
-  ferry_dump_opts o;
-  ferry_dump_opts_default(&o);
-  o.json = json;
-  ferry_dump_set set;
-  ferry_dump_set_init(&set, &o);
-  ferry_dump_record rec;
-  ferry_dump_record_init(&rec);
-  double last = 0;
-  for (char *line = text; *line;) {
-    char *nl = strchr(line, '\n');
-    size_t ll = nl ? (size_t)(nl - line) : strlen(line);
-    char err[128];
-    assert_int_equal(ferry_dump_record_parse(line, ll, &rec, err, sizeof err), 0);
-    last = rec.t;
-    if (bytewise && rec.kind == FERRY_DUMP_REC_DATA) {
-      for (size_t i = 0; i < rec.bytes.len; i++)
-        assert_int_equal(ferry_dump_set_feed(&set, rec.conn, rec.kind, rec.dir, rec.t,
-                                             rec.bytes.data + i, 1, out),
-                         0);
-    } else {
-      assert_int_equal(ferry_dump_set_feed(&set, rec.conn, rec.kind, rec.dir, rec.t,
-                                           rec.bytes.data, rec.bytes.len, out),
-                       0);
-    }
-    line = nl ? nl + 1 : line + ll;
-  }
-  assert_int_equal(ferry_dump_set_finish(&set, last, out), 0);
-  ferry_dump_set_close(&set);
-  ferry_dump_record_close(&rec);
-  free(text);
-}
+#include "dump_golden.h"
 
 /* The recordings whose JSON decoding is checked in as well (one session of
  * each dialect and the tracker), reviewed by eye. */
@@ -104,12 +34,8 @@ static const char *const json_recordings[] = {
 static void test_golden_json_expected(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof json_recordings / sizeof json_recordings[0]; i++) {
-    char path[512], name[256];
-    snprintf(name, sizeof name, "%s", json_recordings[i]);
-    for (char *p = name; *p; p++)
-      if (*p == '/')
-        *p = '_';
-    snprintf(path, sizeof path, "%s/%s.jsonl", EXPECTED_DIR, name);
+    char path[512];
+    expected_path(path, sizeof path, json_recordings[i], ".jsonl");
     size_t elen = 0;
     char *expected = slurp(path, &elen);
     assert_non_null(expected);
@@ -131,7 +57,7 @@ static void test_golden_json_expected(void **state) {
  * same things (an RPC line names its code, a handshake its word). */
 static void test_golden_json_matches_text(void **state) {
   (void)state;
-  for (size_t i = 0; i < sizeof recordings / sizeof recordings[0]; i++) {
+  for (size_t i = 0; i < DUMP_TVM_RECORDINGS; i++) {
     ferry_buf txt, js;
     ferry_buf_init(&txt, 64u << 20);
     ferry_buf_init(&js, 64u << 20);
@@ -183,39 +109,6 @@ static void test_golden_json_matches_text(void **state) {
 }
 
 /* ---- single messages ------------------------------------------------------ */
-
-typedef struct fx {
-  ferry_dump_conn c;
-  ferry_buf out;
-} fx;
-
-static void fx_close(fx *f) {
-  ferry_dump_conn_close(&f->c);
-  ferry_buf_close(&f->out);
-}
-
-static const char *fx_text(fx *f) {
-  if (ferry_buf_append(&f->out, "", 1))
-    fail();
-  f->out.len--;
-  return (const char *)f->out.data;
-}
-
-static void feed(fx *f, int dir, const void *p, size_t n) {
-  assert_int_equal(ferry_dump_conn_feed(&f->c, dir, 1.0, p, n, &f->out), 0);
-}
-
-/* A session handshake in both directions. */
-static void handshake(fx *f) {
-  uint8_t hs[8 + 7];
-  put_le32(hs, FERRY_RPC_MAGIC);
-  put_le32(hs + 4, 7);
-  memcpy(hs + 8, "client:", 7);
-  feed(f, FERRY_DUMP_C2S, hs, sizeof hs);
-  put_le32(hs + 4, 7);
-  memcpy(hs + 8, "server:", 7);
-  feed(f, FERRY_DUMP_S2C, hs, sizeof hs);
-}
 
 static void test_json_line(void **state) {
   (void)state;

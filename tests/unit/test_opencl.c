@@ -18,32 +18,11 @@
 #include <cmocka.h>
 
 #include "devmod_writer.h"
+#include "rt_fixture.h"
 #include "runtime/rt_internal.h"
 
-struct fixture {
-  char dir[64];
-  ferry_rt *rt;
-};
-
-static int setup(void **state) {
-  struct fixture *f = calloc(1, sizeof *f);
-  strcpy(f->dir, "/tmp/ferry_rt_cl_XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  ferry_rt_options opt = {.work_dir = f->dir, .num_threads = 1};
-  ferry_err err;
-  ferry_err_clear(&err);
-  assert_int_equal(ferry_rt_open(&f->rt, &opt, &err), 0);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct fixture *f = *state;
-  ferry_rt_close(f->rt);
-  rmdir(f->dir);
-  free(f);
-  return 0;
-}
+static int setup(void **state) { return rt_fixture_setup(state, "cl", 1); }
+static int teardown(void **state) { return rt_fixture_teardown(state); }
 
 static const DLDevice cl0 = {kDLOpenCL, 0};
 

@@ -12,34 +12,11 @@
 
 #include <cmocka.h>
 
+#include "rt_fixture.h"
 #include "runtime/rt_internal.h"
 
-struct fixture {
-  char dir[64];
-  ferry_rt *rt;
-};
-
-static int setup(void **state) {
-  struct fixture *f = calloc(1, sizeof *f);
-  strcpy(f->dir, "/tmp/ferry_rt_core_XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  ferry_rt_options opt = {.work_dir = f->dir, .num_threads = 2};
-  ferry_err err;
-  ferry_err_clear(&err);
-  assert_int_equal(ferry_rt_open(&f->rt, &opt, &err), 0);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct fixture *f = *state;
-  ferry_rt_close(f->rt);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  assert_int_equal(system(cmd), 0);
-  free(f);
-  return 0;
-}
+static int setup(void **state) { return rt_fixture_setup(state, "core", 2); }
+static int teardown(void **state) { return rt_fixture_teardown(state); }
 
 /* Calls global `name` with args; returns the rc, result in c (caller closes). */
 static int call_global(ferry_rt *rt, const char *name, const ferry_value *args, int n,

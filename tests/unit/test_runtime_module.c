@@ -15,34 +15,11 @@
 #include <cmocka.h>
 
 #include "base/bytes.h"
+#include "rt_fixture.h"
 #include "runtime/rt_internal.h"
 
-struct fixture {
-  char dir[64];
-  ferry_rt *rt;
-  ferry_err err;
-};
-
-static int setup(void **state) {
-  struct fixture *f = calloc(1, sizeof *f);
-  strcpy(f->dir, "/tmp/ferry_rt_mod_XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  ferry_rt_options opt = {.work_dir = f->dir, .num_threads = 2};
-  ferry_err_clear(&f->err);
-  assert_int_equal(ferry_rt_open(&f->rt, &opt, &f->err), 0);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct fixture *f = *state;
-  ferry_rt_close(f->rt);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-  assert_int_equal(system(cmd), 0);
-  free(f);
-  return 0;
-}
+static int setup(void **state) { return rt_fixture_setup(state, "mod", 2); }
+static int teardown(void **state) { return rt_fixture_teardown(state); }
 
 static ferry_value str(const char *s) {
   ferry_value v = {.kind = FERRY_KIND_STR};
