@@ -31,15 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bench_procs.h"
+#include "common/bench_rt.h"
 #include "runtime/rt_internal.h"
 #include "runtime/vm/vm.h"
 #include "wire/relax_exec_asm.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int call(ferry_rt *rt, ferry_func *f, ferry_value *args, int n, ferry_err *err) {
   ferry_call c;
@@ -121,20 +117,20 @@ static int chain_row(ferry_rt *rt, ferry_module *lib, long elems, long n, ferry_
     ferry_value in = {.kind = FERRY_KIND_NDARRAY, .v.obj = &x->base};
     int64_t main_idx = ferry_vm_exec_find(vm->exec, "main");
     for (int round = 0; rc == 0 && round < 3; round++) {
-      double t0 = now_s();
+      double t0 = bench_now_s();
       for (long i = 0; rc == 0 && i < n; i++) {
         rc = call(rt, k, first, 2, err);
         for (int j = 1; rc == 0 && j < CHAIN_K; j++)
           rc = call(rt, k, j % 2 ? ab : ba, 2, err);
       }
-      double t1s = now_s();
+      double t1s = bench_now_s();
       for (long i = 0; rc == 0 && i < n; i++) {
         ferry_value r;
         rc = ferry_vm_invoke(vm, main_idx, &in, 1, 0, &r, err);
         if (rc == 0)
           ferry_vm_value_release(&r);
       }
-      double t2s = now_s();
+      double t2s = bench_now_s();
       best_base = t1s - t0 < best_base ? t1s - t0 : best_base;
       best_ours = t2s - t1s < best_ours ? t2s - t1s : best_ours;
     }
@@ -203,18 +199,18 @@ static int cnn_row(ferry_rt *rt, const char *lib, long n, ferry_err *err) {
     ferry_value in = {.kind = FERRY_KIND_NDARRAY, .v.obj = &t[0]->base};
     int64_t main_idx = ferry_vm_exec_find(vm->exec, "main");
     for (int round = 0; rc == 0 && round < 3; round++) {
-      double t0 = now_s();
+      double t0 = bench_now_s();
       for (long i = 0; rc == 0 && i < n; i++)
         rc = call(rt, k[0], a0, 3, err) || call(rt, k[1], a1, 2, err) ||
              call(rt, k[2], a2, 3, err);
-      double t1s = now_s();
+      double t1s = bench_now_s();
       for (long i = 0; rc == 0 && i < n; i++) {
         ferry_value r;
         rc = ferry_vm_invoke(vm, main_idx, &in, 1, 0, &r, err);
         if (rc == 0)
           ferry_vm_value_release(&r);
       }
-      double t2s = now_s();
+      double t2s = bench_now_s();
       best_base = t1s - t0 < best_base ? t1s - t0 : best_base;
       best_ours = t2s - t1s < best_ours ? t2s - t1s : best_ours;
     }
@@ -243,13 +239,11 @@ static int cnn_row(ferry_rt *rt, const char *lib, long n, ferry_err *err) {
 }
 
 int main(int argc, char **argv) {
-  char golden[PATH_MAX], models[PATH_MAX], self[PATH_MAX];
+  char golden[PATH_MAX], models[PATH_MAX];
   long n = 20000;
-  ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-  self[sl > 0 ? sl : 0] = 0;
-  const char *dir = dirname(self); /* may write into self: called once */
-  snprintf(models, sizeof models, "%s/../tests/models", dir);
-  snprintf(golden, sizeof golden, "%s/../../tests/golden", dir);
+  bench_set_name("bench_relax_vm");
+  bench_self_path(models, sizeof models, "../tests/models");
+  bench_self_path(golden, sizeof golden, "../../tests/golden");
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--golden") == 0)
       snprintf(golden, sizeof golden, "%s", argv[i + 1]);
@@ -262,18 +256,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_relax_vm: bad --n\n");
     return 2;
   }
-  char tmpl[] = "/tmp/ferry_bench_vm_XXXXXX";
-  if (mkdtemp(tmpl) == NULL)
-    return 1;
-  ferry_rt_options opt = {.work_dir = tmpl, .num_threads = 1};
   ferry_err err;
   ferry_err_clear(&err);
-  ferry_rt *rt;
+  ferry_rt *rt = bench_rt_open("vm", 1);
   char lib[PATH_MAX + 64];
   snprintf(lib, sizeof lib, "%s/relax/v0.20/mlp.so", golden);
   ferry_module *root;
   ferry_vm *vm;
-  if (ferry_rt_open(&rt, &opt, &err) || ferry_library_load(rt, lib, &root, &err) ||
+  if (ferry_library_load(rt, lib, &root, &err) ||
       ferry_vm_exec_cast(root) == NULL || ferry_vm_new(ferry_vm_exec_cast(root), &vm, &err)) {
     fprintf(stderr, "bench_relax_vm: %s: %s\n", lib, err.msg);
     return 1;
@@ -318,7 +308,7 @@ int main(int argc, char **argv) {
   int64_t main_idx = ferry_vm_exec_find(vm->exec, "main");
   double best_base = 1e30, best_ours = 1e30;
   for (int round = 0; round < 3; round++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long i = 0; i < n; i++)
       if (call(rt, k[0], a0, 3, &err) || call(rt, k[1], a1, 3, &err) ||
           call(rt, k[2], a2, 2, &err) || call(rt, k[3], a3, 3, &err) ||
@@ -326,7 +316,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_relax_vm: %s\n", err.msg);
         return 1;
       }
-    double t1s = now_s();
+    double t1s = bench_now_s();
     for (long i = 0; i < n; i++) {
       ferry_value r;
       if (ferry_vm_invoke(vm, main_idx, &in, 1, 0, &r, &err)) {
@@ -335,7 +325,7 @@ int main(int argc, char **argv) {
       }
       ferry_vm_value_release(&r);
     }
-    double t2s = now_s();
+    double t2s = bench_now_s();
     if (t1s - t0 < best_base)
       best_base = t1s - t0;
     if (t2s - t1s < best_ours)
@@ -368,7 +358,6 @@ int main(int argc, char **argv) {
     ferry_obj_release(&tl->base);
   snprintf(lib, sizeof lib, "%s/relax/fx_cnn_v020.so", models);
   rc = rc ? rc : cnn_row(rt, lib, n / 4 > 0 ? n / 4 : 1, &err);
-  ferry_rt_close(rt);
-  rmdir(tmpl);
+  bench_rt_close(rt);
   return rc ? 1 : 0;
 }
