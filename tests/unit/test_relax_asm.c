@@ -14,24 +14,10 @@
 
 #include "wire/params.h"
 #include "wire/relax_exec_asm.h"
+#include "test_slurp.h"
 
 #define GOLDEN FERRY_GOLDEN_DIR "/relax/"
 #define MODELS FERRY_GOLDEN_DIR "/../models/relax/"
-
-static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  assert_int_equal(fseek(f, 0, SEEK_END), 0);
-  long n = ftell(f);
-  assert_true(n >= 0);
-  rewind(f);
-  uint8_t *p = malloc((size_t)n + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return p;
-}
 
 static void expect_bytes(const char *rvm, enum ferry_relax_gen gen,
                          const ferry_relax_asm_tensor *t, size_t nt, const char *golden) {

@@ -14,23 +14,9 @@
 
 #include "wire/params.h"
 #include "wire/relax_exec_build.h"
+#include "test_slurp.h"
 
 #define GOLDEN FERRY_GOLDEN_DIR "/relax/"
-
-static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  assert_int_equal(fseek(f, 0, SEEK_END), 0);
-  long n = ftell(f);
-  assert_true(n >= 0);
-  rewind(f);
-  uint8_t *p = malloc((size_t)n + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  *len = (size_t)n;
-  return p;
-}
 
 /* Argument lists are built one statement at a time: C leaves the order of
  * an initialiser list's evaluation open, and the order of constants in the

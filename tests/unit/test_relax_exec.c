@@ -15,24 +15,9 @@
 #include "base/bytes.h"
 #include "wire/params.h"
 #include "wire/relax_exec.h"
+#include "test_slurp.h"
 
 #define GOLDEN FERRY_GOLDEN_DIR "/relax/"
-
-static uint8_t *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  assert_int_equal(fseek(f, 0, SEEK_END), 0);
-  long n = ftell(f);
-  assert_true(n >= 0);
-  rewind(f);
-  uint8_t *p = malloc((size_t)n + 1);
-  assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-  fclose(f);
-  p[n] = 0;
-  *len = (size_t)n;
-  return p;
-}
 
 static int parse(ferry_relax_exec *x, const uint8_t *b, size_t n, enum ferry_relax_tags t,
                  char *err) {
